@@ -1,0 +1,36 @@
+"""The one logger setup: structlog, JSON lines to stderr (plain text when asked).
+
+Never pass a full ID number or image bytes to a logger; log masked values and ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure_logging(level: str = "INFO", json: bool = True) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def mask_id_number(number: str | None) -> str:
+    """Keep the 6-digit division code and the last 4: 420106********1234."""
+    if not number:
+        return ""
+    if len(number) <= 10:
+        return "*" * len(number)
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]

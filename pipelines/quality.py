@@ -1,0 +1,173 @@
+"""Capture quality: scores with named reasons a person can act on.
+
+Owns blur, glare (and whether it covers a text field), exposure, card size in the frame,
+card partly outside the frame, strong tilt, and suspected recapture from a screen (moire).
+Works on the frame plus the card geometry from ``pipelines.card``; nothing here reads text,
+so the live framing check stays cheap (target: <= 15 ms median on a 640x480 frame).
+
+Thresholds are in ``QualityThresholds``; the defaults were chosen with
+``benchmarks/scan_accuracy.py --calibrate`` on a generated set (see each comment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipelines.card import CANONICAL_SIZE, CardDetection, load_layout, rectify
+from pipelines.reasons import Reason
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    # Sharpness = mean gradient energy on the rectified card's text regions (scaled 0..100).
+    # Generated set: clean fronts >= ~18, blur labelled "severe" <= ~6.
+    min_sharpness: float = 8.0
+    # Share of a text field's value box covered by specular highlight before the read is at risk.
+    max_glare_on_field: float = 0.04
+    # Share of the card covered by blown-out highlight blobs (anywhere) to mention glare.
+    max_glare_on_card: float = 0.015
+    # Mean luminance of the card (0..255): generated low-light photos that people cannot read
+    # sit under ~55; clean cards are 150-235.
+    min_brightness: float = 60.0
+    # Share of card pixels clipped at >= 250: over-exposed photos are > 0.35; glare spots < 0.15.
+    max_clipped: float = 0.35
+    # Card long side as a share of the frame's long side. The reader needs about 10 px/mm
+    # (850 px across the card) on 1280-wide photos for small address glyphs; 0.3 is the edge.
+    min_coverage: float = 0.30
+    # Perspective: ratio of the longer to the shorter of two opposite sides.
+    max_side_ratio: float = 1.35
+    # Corner angles off 90 degrees.
+    max_corner_skew_deg: float = 22.0
+    # Moire score: peak-to-median ratio of the card's mid/high spatial-frequency spectrum.
+    max_moire: float = 9.0
+
+
+@dataclass(frozen=True)
+class QualityScores:
+    sharpness: float
+    glare_on_card: float
+    glare_on_field: float
+    glare_field: str | None
+    brightness: float
+    clipped: float
+    coverage: float
+    side_ratio: float
+    corner_skew_deg: float
+    moire: float
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    scores: QualityScores | None
+    reasons: tuple[Reason, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+
+def _sharpness(gray_card: np.ndarray) -> float:
+    layout = load_layout("front")
+    patches = []
+    for x, y, w, h in layout.fields.values():
+        patches.append(gray_card[y : y + h, x : x + w])
+    gx = [cv2.Sobel(p, cv2.CV_32F, 1, 0, ksize=3) for p in patches]
+    gy = [cv2.Sobel(p, cv2.CV_32F, 0, 1, ksize=3) for p in patches]
+    energies = [np.percentile(np.hypot(a, b), 99) for a, b in zip(gx, gy, strict=True)]
+    # The strongest strokes, not the mean: a sparse field still has sharp glyph edges.
+    return float(np.median(energies)) / 10.0
+
+
+def _glare(card: np.ndarray) -> tuple[float, float, str | None, float]:
+    hsv = cv2.cvtColor(card, cv2.COLOR_BGR2HSV)
+    bright = (hsv[:, :, 2] >= 245) & (hsv[:, :, 1] <= 40)
+    clipped = float(bright.mean())
+    mask = cv2.morphologyEx(bright.astype(np.uint8), cv2.MORPH_OPEN, np.ones((7, 7), np.uint8))
+    # the card's white background is not glare: keep only blobs brighter than their surroundings
+    glare_card = float(mask.mean())
+    worst, worst_field = 0.0, None
+    for name, (x, y, w, h) in load_layout("front").fields.items():
+        share = float(mask[y : y + h, x : x + w].mean())
+        if share > worst:
+            worst, worst_field = share, name
+    return glare_card, worst, worst_field, clipped
+
+
+def _moire(gray_card: np.ndarray) -> float:
+    small = cv2.resize(gray_card, (256, 160), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small -= small.mean()
+    spectrum = np.abs(np.fft.rfft2(small * np.outer(np.hanning(160), np.hanning(256))))
+    fy = np.abs(np.fft.fftfreq(160))[:, None]
+    fx = np.fft.rfftfreq(256)[None, :]
+    radius = np.hypot(fx, fy)
+    band = spectrum[(radius > 0.12) & (radius < 0.45)]
+    if band.size == 0:
+        return 0.0
+    return float(band.max() / (np.median(band) + 1e-6))
+
+
+def _geometry(detection: CardDetection) -> tuple[float, float]:
+    assert detection.quad is not None
+    pts = np.array(detection.quad.corners, np.float64)
+    s = detection.quad.side_lengths()
+    ratio = max(max(s[0], s[2]) / max(min(s[0], s[2]), 1e-6), max(s[1], s[3]) / max(min(s[1], s[3]), 1e-6))
+    skew = 0.0
+    for i in range(4):
+        a, b, c = pts[i - 1], pts[i], pts[(i + 1) % 4]
+        v1, v2 = a - b, c - b
+        cos = float(np.dot(v1, v2) / (np.linalg.norm(v1) * np.linalg.norm(v2) + 1e-9))
+        skew = max(skew, abs(90.0 - np.degrees(np.arccos(np.clip(cos, -1, 1)))))
+    return ratio, skew
+
+
+def assess(
+    frame: np.ndarray,
+    detection: CardDetection,
+    thresholds: QualityThresholds = QualityThresholds(),
+    card: np.ndarray | None = None,
+) -> QualityReport:
+    """Judge a capture. ``card`` is the rectified card when the caller already has it."""
+    if detection.quad is None:
+        return QualityReport(None, (Reason.NO_CARD,))
+    if card is None:
+        # the live check works on a half-size card: glare, exposure and moire do not need more
+        card = rectify(frame, detection.quad, CANONICAL_SIZE)
+    gray = cv2.cvtColor(card, cv2.COLOR_BGR2GRAY)
+    glare_card, glare_field, glare_field_name, clipped = _glare(card)
+    side_ratio, skew = _geometry(detection)
+    scores = QualityScores(
+        sharpness=round(_sharpness(gray), 2),
+        glare_on_card=round(glare_card, 4),
+        glare_on_field=round(glare_field, 4),
+        glare_field=glare_field_name if glare_field > 0 else None,
+        brightness=round(float(gray.mean()), 1),
+        clipped=round(clipped, 4),
+        coverage=round(detection.coverage, 3),
+        side_ratio=round(side_ratio, 3),
+        corner_skew_deg=round(skew, 1),
+        moire=round(_moire(gray), 2),
+    )
+    t = thresholds
+    reasons: list[Reason] = []
+    if detection.clipped:
+        reasons.append(Reason.CARD_PARTLY_OUTSIDE)
+    if scores.coverage < t.min_coverage:
+        reasons.append(Reason.CARD_TOO_SMALL)
+    if scores.side_ratio > t.max_side_ratio or scores.corner_skew_deg > t.max_corner_skew_deg:
+        reasons.append(Reason.STRONG_TILT)
+    if scores.brightness < t.min_brightness:
+        reasons.append(Reason.TOO_DARK)
+    elif scores.clipped > t.max_clipped:
+        reasons.append(Reason.OVEREXPOSED)
+    if scores.glare_on_field > t.max_glare_on_field:
+        reasons.append(Reason.GLARE_ON_FIELD)
+    elif scores.glare_on_card > t.max_glare_on_card:
+        reasons.append(Reason.GLARE)
+    if scores.sharpness < t.min_sharpness:
+        reasons.append(Reason.BLURRY)
+    if scores.moire > t.max_moire:
+        reasons.append(Reason.RECAPTURE_SUSPECTED)
+    return QualityReport(scores, tuple(reasons))

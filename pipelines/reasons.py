@@ -1,0 +1,107 @@
+"""Decisions, reason codes and the one table of Chinese messages the applicant sees.
+
+Reason codes are stable strings (they travel in API responses, labels and reports);
+the Chinese text is what the mini-program shows, the English text is for logs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Decision(StrEnum):
+    ACCEPT = "accept"  # read confidently, self-consistent, matches the claim when given
+    RETAKE = "retake"  # capture problem the applicant can fix
+    REVIEW = "review"  # readable, but a person should look
+    REJECT = "reject"  # confident read that contradicts the claim, or a confidently invalid number
+
+
+class Reason(StrEnum):
+    # capture problems -> retake
+    NO_CARD = "no_card"
+    WRONG_SIDE = "wrong_side"
+    BLURRY = "blurry"
+    GLARE = "glare"
+    GLARE_ON_FIELD = "glare_on_field"
+    TOO_DARK = "too_dark"
+    OVEREXPOSED = "overexposed"
+    CARD_TOO_SMALL = "card_too_small"
+    CARD_PARTLY_OUTSIDE = "card_partly_outside"
+    STRONG_TILT = "strong_tilt"
+    FIELD_UNREADABLE = "field_unreadable"
+    # a person should look -> review
+    RECAPTURE_SUSPECTED = "recapture_suspected"
+    LOW_CONFIDENCE_FIELD = "low_confidence_field"
+    NAME_NEAR_MATCH = "name_near_match"
+    UNKNOWN_DIVISION_CODE = "unknown_division_code"
+    BIRTH_DATE_INCONSISTENT = "birth_date_inconsistent"
+    SEX_INCONSISTENT = "sex_inconsistent"
+    UNUSUAL_FIELD_VALUE = "unusual_field_value"
+    INVALID_ID_NUMBER_LOW_CONFIDENCE = "invalid_id_number_low_confidence"
+    # contradictions -> reject
+    ID_NUMBER_MISMATCH = "id_number_mismatch"
+    NAME_MISMATCH = "name_mismatch"
+    INVALID_ID_NUMBER = "invalid_id_number"
+
+
+class ImageErrorCode(StrEnum):
+    EMPTY_FILE = "empty_file"
+    FILE_TOO_LARGE = "file_too_large"
+    NOT_AN_IMAGE = "not_an_image"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    TRUNCATED_IMAGE = "truncated_image"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    IMAGE_TOO_SMALL = "image_too_small"
+    UNREADABLE_FILE = "unreadable_file"
+
+
+# One table: code -> (Chinese text for the applicant, English text for logs and operators).
+MESSAGES: dict[str, tuple[str, str]] = {
+    Reason.NO_CARD: ("未检测到身份证，请将身份证放入框内", "no ID card found in the photo"),
+    Reason.WRONG_SIDE: ("请拍摄身份证人像面", "the photo shows the wrong side of the card"),
+    Reason.BLURRY: ("画面模糊，请保持稳定", "the photo is blurred"),
+    Reason.GLARE: ("有反光，请调整角度", "glare on the card"),
+    Reason.GLARE_ON_FIELD: ("反光遮挡了证件文字，请调整角度", "glare covers a text field"),
+    Reason.TOO_DARK: ("光线太暗，请到明亮处拍摄", "the photo is too dark"),
+    Reason.OVEREXPOSED: ("画面过亮，请避开强光", "the photo is over-exposed"),
+    Reason.CARD_TOO_SMALL: ("请靠近一些，让身份证充满框内", "the card is too small in the frame"),
+    Reason.CARD_PARTLY_OUTSIDE: ("身份证未完整拍入，请将整张证件放入框内", "the card is partly outside the frame"),
+    Reason.STRONG_TILT: ("请将手机与证件保持平行", "the card is strongly tilted"),
+    Reason.FIELD_UNREADABLE: ("证件信息无法识别，请重新拍摄", "a required field could not be read"),
+    Reason.RECAPTURE_SUSPECTED: ("请拍摄身份证原件，不要翻拍屏幕", "photo of a screen suspected (moire)"),
+    Reason.LOW_CONFIDENCE_FIELD: ("部分信息识别不确定，已转人工审核", "a field was read with low confidence"),
+    Reason.NAME_NEAR_MATCH: ("姓名识别与填写略有差异，已转人工审核", "name differs from the claim in one uncertain character"),
+    Reason.UNKNOWN_DIVISION_CODE: ("证件号码地区码需人工核实", "unknown administrative division code"),
+    Reason.BIRTH_DATE_INCONSISTENT: ("出生日期与证件号码不一致，已转人工审核", "printed birth date disagrees with the number"),
+    Reason.SEX_INCONSISTENT: ("性别与证件号码不一致，已转人工审核", "printed sex disagrees with the number"),
+    Reason.UNUSUAL_FIELD_VALUE: ("证件信息异常，已转人工审核", "a printed field has an impossible value"),
+    Reason.INVALID_ID_NUMBER_LOW_CONFIDENCE: ("证件号码识别不确定，已转人工审核", "number fails validation but was read with low confidence"),
+    Reason.ID_NUMBER_MISMATCH: ("证件号码与填写的不一致", "ID number read differs from the claim"),
+    Reason.NAME_MISMATCH: ("姓名与填写的不一致", "name read differs from the claim"),
+    Reason.INVALID_ID_NUMBER: ("证件号码无效", "ID number fails GB 11643 validation"),
+    ImageErrorCode.EMPTY_FILE: ("上传的文件为空", "the file is empty"),
+    ImageErrorCode.FILE_TOO_LARGE: ("文件过大，请上传20MB以内的照片", "the file exceeds the size limit"),
+    ImageErrorCode.NOT_AN_IMAGE: ("文件不是图片，请上传JPG或PNG照片", "the file is not an image"),
+    ImageErrorCode.UNSUPPORTED_FORMAT: ("不支持的图片格式，请上传JPG或PNG照片", "unsupported image format"),
+    ImageErrorCode.TRUNCATED_IMAGE: ("图片不完整，请重新上传", "the image data is truncated"),
+    ImageErrorCode.TOO_MANY_PIXELS: ("图片尺寸过大，请上传普通照片", "the image has too many pixels (decompression bomb guard)"),
+    ImageErrorCode.IMAGE_TOO_SMALL: ("图片太小，无法识别", "the image is too small to read"),
+    ImageErrorCode.UNREADABLE_FILE: ("无法读取文件", "the file could not be read"),
+}
+
+RETAKE_REASONS = frozenset(
+    {
+        Reason.NO_CARD, Reason.WRONG_SIDE, Reason.BLURRY, Reason.GLARE, Reason.GLARE_ON_FIELD,
+        Reason.TOO_DARK, Reason.OVEREXPOSED, Reason.CARD_TOO_SMALL, Reason.CARD_PARTLY_OUTSIDE,
+        Reason.STRONG_TILT, Reason.FIELD_UNREADABLE,
+    }
+)
+REJECT_REASONS = frozenset({Reason.ID_NUMBER_MISMATCH, Reason.NAME_MISMATCH, Reason.INVALID_ID_NUMBER})
+
+
+def message_zh(code: str) -> str:
+    return MESSAGES[code][0]
+
+
+def message_en(code: str) -> str:
+    return MESSAGES[code][1]

@@ -1,0 +1,271 @@
+"""One call from a photo to a decision: ``scan(image, engine, claim) -> ScanResult``.
+
+Stages: find the card -> turn it upright -> judge the capture -> read the layout's field
+regions -> validate the number and cross-check the printed fields -> match the claim ->
+decide. The order of precedence in the decision is deliberate: a capture problem asks for a
+retake before anything is concluded from a poor read; a confident contradiction rejects;
+anything uncertain goes to a person; only a clean, consistent, matching read is accepted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+
+import cv2
+import numpy as np
+from rapidfuzz import fuzz
+
+from pipelines import PIPELINE_VERSION
+from pipelines.card import (
+    CANONICAL_SIZE,
+    CardDetection,
+    CardQuad,
+    CardSide,
+    crop,
+    find_card,
+    load_layout,
+    rectify,
+)
+from pipelines.fields import (
+    BACK_FIELDS,
+    ETHNICITIES,
+    FRONT_FIELDS,
+    CardFields,
+    back_fields_from_reads,
+    clean_id_number,
+    field_crops,
+    front_fields_from_reads,
+    read_regions,
+)
+from pipelines.idnumber import IdNumberCheck, IdWarning, cross_check, validate_id_number
+from pipelines.matching import ClaimMatch, NameMatch, NumberMatch, match_claim
+from pipelines.ocr import OcrEngine, manifest_digest
+from pipelines.quality import QualityReport, QualityThresholds, assess
+from pipelines.reasons import Decision, Reason
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the applicant typed."""
+
+    name: str | None = None
+    id_number: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
+    # Below this a required field counts as unreadable (retake). On the generated benchmark
+    # set, wrong reads of name/number score < 0.80; correct ones on readable photos > 0.90.
+    min_readable_confidence: float = 0.60
+    # Below this a field is read but a person should confirm it (review).
+    min_field_confidence: float = 0.90
+    # A contradiction or invalid number read at or above this is trusted enough to reject.
+    reject_confidence: float = 0.97
+    # Per-character confidence under which a one-character name difference goes to review.
+    confident_char_threshold: float = 0.95
+    expected_side: CardSide = CardSide.FRONT
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    decision: Decision
+    reasons: tuple[Reason, ...]
+    side: CardSide
+    detection: CardDetection
+    quality: QualityReport
+    fields: CardFields | None
+    id_check: IdNumberCheck | None
+    match: ClaimMatch | None
+    timings_ms: dict[str, float]
+    pipeline_version: str = PIPELINE_VERSION
+    models_digest: str = ""
+
+    @property
+    def corners(self) -> list[list[float]] | None:
+        return self.detection.quad.as_lists() if self.detection.quad else None
+
+
+# Quality reasons that make a read untrustworthy: ask for a retake before reading anything into it.
+_BLOCKING_QUALITY = frozenset(
+    {
+        Reason.CARD_PARTLY_OUTSIDE,
+        Reason.CARD_TOO_SMALL,
+        Reason.TOO_DARK,
+        Reason.OVEREXPOSED,
+        Reason.GLARE_ON_FIELD,
+        Reason.BLURRY,
+        Reason.STRONG_TILT,
+    }
+)
+_BACK_TITLE = "居民身份证"
+_BACK_COUNTRY = "中华人民共和国"
+
+
+def _upright(image: np.ndarray, quad: CardQuad, engine: OcrEngine) -> tuple[CardQuad, np.ndarray, float]:
+    """Decide between the two landscape readings of the quad (0 or 180 degrees).
+
+    The direction classifier looks at the two text bands every layout has in the same
+    place (the number / validity line at the bottom, the name / title line at the top).
+    """
+    card = rectify(image, quad)
+    front = load_layout("front")
+    bands = [crop(card, front.fields["id_number"]), crop(card, front.fields["name"])]
+    upright = 0.0
+    if hasattr(engine, "classify_orientation"):
+        votes = engine.classify_orientation(bands)
+        upright = sum(p if angle == 0 else 1.0 - p for angle, p in votes) / len(votes)
+    else:  # an engine without a direction classifier: compare reading confidence both ways
+        flipped = [cv2.rotate(b, cv2.ROTATE_180) for b in bands]
+        res = engine.recognize(bands + flipped)
+        upright = 1.0 if sum(r.score for r in res[:2]) >= sum(r.score for r in res[2:]) else 0.0
+    if upright < 0.5:
+        return quad.rotated_180(), cv2.rotate(card, cv2.ROTATE_180), 1.0 - upright
+    return quad, card, upright
+
+
+def _digits(text: str) -> int:
+    return sum(ch.isdigit() or ch == "X" for ch in text)
+
+
+def _decide(
+    quality: QualityReport,
+    fields: CardFields,
+    id_check: IdNumberCheck,
+    consistency: tuple[Reason, ...],
+    match: ClaimMatch | None,
+    settings: ScanSettings,
+) -> tuple[Decision, tuple[Reason, ...]]:
+    blocking = [r for r in quality.reasons if r in _BLOCKING_QUALITY]
+    if blocking:
+        return Decision.RETAKE, tuple(blocking)
+    name_conf, number_conf = fields.confidence("name"), fields.confidence("id_number")
+    if (
+        not fields.value("name")
+        or len(fields.value("id_number")) < 15
+        or min(name_conf, number_conf) < settings.min_readable_confidence
+    ):
+        return Decision.RETAKE, (Reason.FIELD_UNREADABLE,)
+
+    reject: list[Reason] = []
+    review: list[Reason] = [r for r in quality.reasons if r == Reason.RECAPTURE_SUSPECTED]
+    if not id_check.valid:
+        (reject if number_conf >= settings.reject_confidence else review).append(
+            Reason.INVALID_ID_NUMBER if number_conf >= settings.reject_confidence
+            else Reason.INVALID_ID_NUMBER_LOW_CONFIDENCE
+        )
+    if match is not None:
+        if match.number == NumberMatch.MISMATCH:
+            (reject if number_conf >= settings.reject_confidence else review).append(Reason.ID_NUMBER_MISMATCH)
+        if match.name == NameMatch.NEAR:
+            review.append(Reason.NAME_NEAR_MATCH)
+        elif match.name == NameMatch.MISMATCH:
+            (reject if name_conf >= settings.reject_confidence else review).append(Reason.NAME_MISMATCH)
+    if reject:
+        return Decision.REJECT, tuple(reject)
+
+    review.extend(consistency)
+    if IdWarning.UNKNOWN_DIVISION_CODE in id_check.warnings:
+        review.append(Reason.UNKNOWN_DIVISION_CODE)
+    sex, ethnicity = fields.value("sex"), fields.value("ethnicity")
+    if sex not in ("男", "女") or ethnicity not in ETHNICITIES:
+        review.append(Reason.UNUSUAL_FIELD_VALUE)
+    checked = ("name", "id_number", "sex", "ethnicity", "birth")
+    if any(fields.confidence(name) < settings.min_field_confidence for name in checked):
+        review.append(Reason.LOW_CONFIDENCE_FIELD)
+    if review:
+        return Decision.REVIEW, tuple(dict.fromkeys(review))
+    return Decision.ACCEPT, ()
+
+
+def scan(
+    image: np.ndarray,
+    engine: OcrEngine,
+    claim: Claim | None = None,
+    settings: ScanSettings = ScanSettings(),
+    today: date | None = None,
+) -> ScanResult:
+    """Run every stage on one BGR photo and decide."""
+    timings: dict[str, float] = {}
+    digest = manifest_digest(engine.models)
+    t0 = time.perf_counter()
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round((now - since) * 1000, 1)
+        return now
+
+    detection = find_card(image)
+    t = lap("detect", t0)
+    if detection.quad is None:
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
+        quality = QualityReport(None, (Reason.NO_CARD,))
+        return ScanResult(Decision.RETAKE, (Reason.NO_CARD,), CardSide.NONE, detection, quality, None, None,
+                          None, timings, models_digest=digest)
+
+    quad, card, _ = _upright(image, detection.quad, engine)
+    detection = CardDetection(quad, detection.frame_size, detection.method, detection.card_likeness,
+                              detection.clipped)
+    t = lap("orient", t)
+    quality = assess(image, detection, settings.quality, card=card)
+    t = lap("quality", t)
+
+    front, back = load_layout("front"), load_layout("back")
+    crops = field_crops(card, front, FRONT_FIELDS)
+    title = crop(card, back.regions["title_document"])
+    crops["_back_title"] = [title]
+    reads = read_regions(engine, crops)
+    t = lap("read", t)
+
+    title_text = reads.pop("_back_title")[0][0]
+    number_text = "".join(text for text, _ in reads.get("id_number", []))
+    name_text = "".join(text for text, _ in reads.get("name", []))
+    # The back's title lines sit where the front has its name and ethnicity/photo; the
+    # validity line (16 digits) sits where the number is, so digits alone cannot tell.
+    looks_back = (
+        fuzz.partial_ratio(_BACK_TITLE, title_text) >= 60 or fuzz.partial_ratio(_BACK_COUNTRY, name_text) >= 70
+    ) and len(clean_id_number(number_text)) != 18
+    if looks_back:
+        back_fields = back_fields_from_reads(read_regions(engine, field_crops(card, back, BACK_FIELDS)))
+        t = lap("read_back", t)
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
+        if settings.expected_side == CardSide.BACK:
+            decision, reasons = Decision.ACCEPT, ()
+            if any(f.confidence < settings.min_field_confidence for f in back_fields.fields.values()):
+                decision, reasons = Decision.REVIEW, (Reason.LOW_CONFIDENCE_FIELD,)
+        else:
+            decision, reasons = Decision.RETAKE, (Reason.WRONG_SIDE,)
+        return ScanResult(decision, reasons, CardSide.BACK, detection, quality, back_fields, None, None,
+                          timings, models_digest=digest)
+
+    fields = front_fields_from_reads(reads)
+    if _digits(number_text) < 10 and not fields.value("name"):
+        # nothing of a portrait side was read: no card (or not an ID card) in the quad
+        blocking = tuple(r for r in quality.reasons if r in _BLOCKING_QUALITY)
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
+        reasons = blocking or (Reason.NO_CARD,)
+        return ScanResult(Decision.RETAKE, reasons, CardSide.UNKNOWN, detection, quality, fields, None, None,
+                          timings, models_digest=digest)
+
+    id_check = validate_id_number(fields.value("id_number"), today=today)
+    consistency = cross_check(id_check, fields.birth_date, fields.value("sex") or None)
+    match = None
+    if claim is not None and (claim.name or claim.id_number):
+        match = match_claim(
+            claim.name,
+            claim.id_number,
+            fields.value("name"),
+            fields.confidence("name"),
+            fields.value("id_number"),
+            confident_char_threshold=settings.confident_char_threshold,
+        )
+    decision, reasons = _decide(quality, fields, id_check, consistency, match, settings)
+    lap("decide", t)
+    timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
+    return ScanResult(decision, reasons, CardSide.FRONT, detection, quality, fields, id_check, match, timings,
+                      models_digest=digest)
+
+
+__all__ = ["CANONICAL_SIZE", "Claim", "ScanResult", "ScanSettings", "scan"]

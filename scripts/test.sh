@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command (README.md): installs what the tests need on a fresh machine, then runs pytest.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/pipelines -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: a CJK font for the sample generator (fixtures render real cards).
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq fonts-wqy-zenhei fontconfig >/dev/null
+    else
+        echo "error: no CJK font; install fonts-wqy-zenhei (apt) first" >&2
+        exit 1
+    fi
+fi
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+exec .venv/bin/python -m pytest "$@"
