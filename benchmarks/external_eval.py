@@ -73,12 +73,19 @@ def main() -> int:
             tally[f"{kind}s"] += 1
             tally[f"{kind}_not_accepted"] += result.decision != Decision.ACCEPT
         tally["accepted"] += result.decision == Decision.ACCEPT
-        rows.append([
-            label["file"][:34], kind, f"{result.decision} {','.join(map(str, result.reasons))}"[:46],
-            f"{name} {name_ok}", f"{number} {number_ok}", f"{result.timings_ms.get('total', 0):.0f}",
-        ])
-    print_table("External evaluation set", ["image", "kind", "decision + reasons", "name read", "number read",
-                                            "ms"], rows)
+        rows.append(
+            [
+                label["file"][:34],
+                kind,
+                f"{result.decision} {','.join(map(str, result.reasons))}"[:46],
+                f"{name} {name_ok}",
+                f"{number} {number_ok}",
+                f"{result.timings_ms.get('total', 0):.0f}",
+            ]
+        )
+    print_table(
+        "External evaluation set", ["image", "kind", "decision + reasons", "name read", "number read", "ms"], rows
+    )
     fronts = tally["fronts"]
     summary = [
         ["fronts: name exact", f"{tally['name_ok']}/{fronts}"],

@@ -112,16 +112,21 @@ def main() -> int:
             bucket[1] += got_name == truth["name"]
             bucket[2] += 1
             if (got_id != truth["id_number"] or got_name != truth["name"]) and len(errors) < args.show_errors:
-                errors.append(f"{label['file']}: read {got_name!r} {got_id!r}, printed {truth['name']!r} "
-                              f"{truth['id_number']!r} ({plain.decision}, {[str(r) for r in plain.reasons]})")
+                errors.append(
+                    f"{label['file']}: read {got_name!r} {got_id!r}, printed {truth['name']!r} "
+                    f"{truth['id_number']!r} ({plain.decision}, {[str(r) for r in plain.reasons]})"
+                )
             if not degraded and label.get("corners"):
                 corner_errors.append(corner_error(label["corners"], plain.corners))
         if label["side"] == "back" and plain.fields is not None and plain.fields.side == "back":
             back_total += 1
             back_ok["authority"] += plain.fields.value("authority") == truth.get("authority")
             vf = plain.fields.valid_from.isoformat() if plain.fields.valid_from else ""
-            vu = "长期" if plain.fields.long_term else (
-                plain.fields.valid_until.isoformat() if plain.fields.valid_until else "")
+            vu = (
+                "长期"
+                if plain.fields.long_term
+                else (plain.fields.valid_until.isoformat() if plain.fields.valid_until else "")
+            )
             back_ok["valid_from"] += vf == truth.get("valid_from")
             back_ok["valid_until"] += vu == truth.get("valid_until")
         elif label["side"] == "back":
@@ -132,15 +137,20 @@ def main() -> int:
         result = scan(image, engine, claim) if claim else plain
         confusion[expected][str(result.decision)] += 1
         if str(result.decision) != expected and len(errors) < args.show_errors:
-            errors.append(f"{label['file']}: expected {expected} {label.get('expected_reasons')}, got "
-                          f"{result.decision} {[str(r) for r in result.reasons]}")
+            errors.append(
+                f"{label['file']}: expected {expected} {label.get('expected_reasons')}, got "
+                f"{result.decision} {[str(r) for r in result.reasons]}"
+            )
         if label["side"] == "front" and not degraded and expected == "accept":
             clean_accept[0] += result.decision == Decision.ACCEPT
             clean_accept[1] += 1
         if result.decision == Decision.ACCEPT:
             f = result.fields
-            if label["side"] != "front" or f is None or f.value("name") != truth.get("name") or (
-                f.value("id_number") != truth.get("id_number")
+            if (
+                label["side"] != "front"
+                or f is None
+                or f.value("name") != truth.get("name")
+                or (f.value("id_number") != truth.get("id_number"))
             ):
                 false_accepts.append(f"{label['file']}: accepted a wrong read or a non-front")
 
@@ -165,8 +175,11 @@ def main() -> int:
         ["clean fronts auto-accepted (true claim)", pct(*clean_accept), ">= 97%"],
         ["false accepts (all probes)", str(len(false_accepts)), "0"],
         ["  of which one-char name probes", f"{variant_accepts['name-1char']}/{variant_total['name-1char']}", "0"],
-        ["  of which one-digit number probes",
-         f"{variant_accepts['number-1digit']}/{variant_total['number-1digit']}", "0"],
+        [
+            "  of which one-digit number probes",
+            f"{variant_accepts['number-1digit']}/{variant_total['number-1digit']}",
+            "0",
+        ],
         ["back: authority exact", pct(back_ok["authority"], back_total), ""],
         ["back: valid-from exact", pct(back_ok["valid_from"], back_total), ""],
         ["back: valid-until exact", pct(back_ok["valid_until"], back_total), ""],
@@ -176,14 +189,21 @@ def main() -> int:
         rows += [
             ["corner error / diagonal, clean: median", f"{100 * percentile(finite, 50):.2f}%", ""],
             ["corner error / diagonal, clean: p90", f"{100 * percentile(finite, 90):.2f}%", ""],
-            ["clean photos with corners within 2%",
-             pct(sum(e <= 0.02 for e in corner_errors), len(corner_errors)), "all"],
+            [
+                "clean photos with corners within 2%",
+                pct(sum(e <= 0.02 for e in corner_errors), len(corner_errors)),
+                "all",
+            ],
         ]
-    print_table(f"Scan accuracy — {len(labels)} photos, seed {args.seed} ({elapsed:.0f} s)",
-                ["measure", "value", "target"], rows)
+    print_table(
+        f"Scan accuracy — {len(labels)} photos, seed {args.seed} ({elapsed:.0f} s)",
+        ["measure", "value", "target"],
+        rows,
+    )
     matrix_rows = [[exp] + [str(confusion[exp][got]) for got in DECISIONS] for exp in DECISIONS if confusion[exp]]
-    print_table("Decision confusion (rows expected, columns decided; true claim)", ["expected", *DECISIONS],
-                matrix_rows)
+    print_table(
+        "Decision confusion (rows expected, columns decided; true claim)", ["expected", *DECISIONS], matrix_rows
+    )
     if errors:
         print("\nFirst misreads / misdecisions:")
         for line in errors:
@@ -193,24 +213,51 @@ def main() -> int:
         for line in false_accepts:
             print("  " + line)
     if args.calibrate:
-        keys = ["sharpness", "glare_on_field", "glare_on_card", "brightness", "clipped", "coverage",
-                "side_ratio", "corner_skew_deg", "moire"]
+        keys = [
+            "sharpness",
+            "glare_on_field",
+            "glare_on_card",
+            "brightness",
+            "clipped",
+            "coverage",
+            "side_ratio",
+            "corner_skew_deg",
+            "moire",
+        ]
         calib_rows = []
         for kind, entries in sorted(calib.items()):
             for key in keys:
                 values = [e[key] for e in entries]
-                calib_rows.append([kind, key, str(len(values)), f"{min(values):.3f}", f"{percentile(values, 10):.3f}",
-                                   f"{percentile(values, 50):.3f}", f"{percentile(values, 90):.3f}",
-                                   f"{max(values):.3f}"])
-        print_table("Quality scores by degradation kind", ["kind", "score", "n", "min", "p10", "p50", "p90", "max"],
-                    calib_rows)
+                calib_rows.append(
+                    [
+                        kind,
+                        key,
+                        str(len(values)),
+                        f"{min(values):.3f}",
+                        f"{percentile(values, 10):.3f}",
+                        f"{percentile(values, 50):.3f}",
+                        f"{percentile(values, 90):.3f}",
+                        f"{max(values):.3f}",
+                    ]
+                )
+        print_table(
+            "Quality scores by degradation kind", ["kind", "score", "n", "min", "p10", "p50", "p90", "max"], calib_rows
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "seed": args.seed, "count": len(labels), "rows": rows,
-            "confusion": {k: dict(v) for k, v in confusion.items()},
-            "false_accepts": false_accepts,
-        }, ensure_ascii=False, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "seed": args.seed,
+                    "count": len(labels),
+                    "rows": rows,
+                    "confusion": {k: dict(v) for k, v in confusion.items()},
+                    "false_accepts": false_accepts,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     return 0
 
 

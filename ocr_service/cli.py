@@ -42,8 +42,11 @@ def _scan_items(images: list[Path], manifest: Path | None, name: str | None, id_
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 yield f"{manifest}:{lineno}", None, None, f"bad manifest line: {exc}"
                 continue
-            yield entry["image"], (path if path.is_absolute() else base / path), entry.get("name"), entry.get(
-                "id_number"
+            yield (
+                entry["image"],
+                (path if path.is_absolute() else base / path),
+                entry.get("name"),
+                entry.get("id_number"),
             )
 
 
@@ -59,11 +62,12 @@ def scan(
     pretty: Annotated[bool, typer.Option(help="Indent the JSON output.")] = False,
 ) -> None:
     """Scan ID-card photos and print one JSON decision per image."""
+    from ocr_service.report import scan_result_json
     from pipelines.card import CardSide
     from pipelines.decode import ImageDecodeError, decode_file
     from pipelines.ocr import get_engine
-    from pipelines.scan import Claim, scan as run_scan
-    from ocr_service.report import scan_result_json
+    from pipelines.scan import Claim
+    from pipelines.scan import scan as run_scan
 
     if not images and manifest is None:
         raise typer.BadParameter("give at least one IMAGE or --manifest")
@@ -92,9 +96,13 @@ def scan(
             else:
                 result = run_scan(decoded.image, engine, Claim(claim_name, claim_number), scan_settings)
                 out = {"image": label, **scan_result_json(result, full_id_number=True)}
-                log.info("scanned", image=label, decision=str(result.decision),
-                         id_number=mask_id_number(result.fields.value("id_number") if result.fields else ""),
-                         total_ms=result.timings_ms.get("total"))
+                log.info(
+                    "scanned",
+                    image=label,
+                    decision=str(result.decision),
+                    id_number=mask_id_number(result.fields.value("id_number") if result.fields else ""),
+                    total_ms=result.timings_ms.get("total"),
+                )
         sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2 if pretty else None) + "\n")
         sys.stdout.flush()
     raise typer.Exit(0)

@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     def public_dump(self) -> dict:
         """Effective settings for display; anything secret-looking is hidden."""
         data = self.model_dump(mode="json")
-        return {k: ("***" if any(w in k for w in ("key", "secret", "password", "token")) else v)
-                for k, v in data.items()}
+        return {
+            k: ("***" if any(w in k for w in ("key", "secret", "password", "token")) else v) for k, v in data.items()
+        }
 
 
 @lru_cache(maxsize=1)

@@ -24,13 +24,17 @@ def scan_result_json(result: ScanResult, full_id_number: bool = False) -> dict:
         if result.fields.side == "back":
             fields["valid_from"] = result.fields.valid_from.isoformat() if result.fields.valid_from else ""
             fields["valid_until"] = (
-                "长期" if result.fields.long_term else (result.fields.valid_until.isoformat()
-                                                       if result.fields.valid_until else "")
+                "长期"
+                if result.fields.long_term
+                else (result.fields.valid_until.isoformat() if result.fields.valid_until else "")
             )
     match = None
     if result.match is not None:
-        match = {"name": str(result.match.name), "id_number": str(result.match.number),
-                 "name_distance": result.match.name_distance}
+        match = {
+            "name": str(result.match.name),
+            "id_number": str(result.match.number),
+            "name_distance": result.match.name_distance,
+        }
     id_check = None
     if result.id_check is not None:
         id_check = {
@@ -49,8 +53,11 @@ def scan_result_json(result: ScanResult, full_id_number: bool = False) -> dict:
         "id_check": id_check,
         "quality": asdict(result.quality.scores) if result.quality.scores else None,
         "quality_reasons": [str(r) for r in result.quality.reasons],
-        "card": {"corners": result.corners, "method": result.detection.method,
-                 "likeness": result.detection.card_likeness},
+        "card": {
+            "corners": result.corners,
+            "method": result.detection.method,
+            "likeness": result.detection.card_likeness,
+        },
         "match": match,
         "timings_ms": result.timings_ms,
         "pipeline_version": result.pipeline_version,

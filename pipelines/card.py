@@ -196,16 +196,28 @@ def _quad_aspect(quad: np.ndarray) -> float:
     return max(a, b) / max(min(a, b), 1e-6)
 
 
-def _edge_map(small: np.ndarray) -> np.ndarray:
-    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+def _edge_maps(small: np.ndarray) -> list[np.ndarray]:
+    """Edge maps that between them catch a card on dark, busy and light backgrounds."""
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    edges = np.zeros(gray.shape, np.uint8)
-    for channel in (gray, hsv[:, :, 1]):
-        blurred = cv2.GaussianBlur(channel, (5, 5), 0)
-        median = float(np.median(blurred))
-        lo, hi = max(10, 0.5 * median), max(30, 1.2 * median)
-        edges |= cv2.Canny(blurred, lo, min(hi, 200))
-    return cv2.morphologyEx(edges, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    sat = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[:, :, 1]
+    kernel = np.ones((5, 5), np.uint8)
+    maps = []
+    blurred = cv2.GaussianBlur(gray, (5, 5), 0)
+    median = float(np.median(blurred))
+    maps.append(cv2.Canny(blurred, max(10, 0.5 * median), min(200, max(30, 1.2 * median))))
+    # light card on a light desk: only a faint edge and a soft shadow separate them
+    maps.append(cv2.Canny(cv2.GaussianBlur(gray, (7, 7), 0), 8, 24))
+    maps.append(cv2.Canny(cv2.GaussianBlur(sat, (5, 5), 0), 15, 45))
+    return [cv2.morphologyEx(m, cv2.MORPH_CLOSE, kernel) for m in maps]
+
+
+def _whiteness_mask(small: np.ndarray) -> np.ndarray:
+    """The card is light and nearly colourless; on dark or coloured desks that alone finds it."""
+    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+    score = hsv[:, :, 2].astype(np.int16) - hsv[:, :, 1].astype(np.int16)
+    score = np.clip(score, 0, 255).astype(np.uint8)
+    _, mask = cv2.threshold(cv2.GaussianBlur(score, (5, 5), 0), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
 
 
 @dataclass(frozen=True)
@@ -214,54 +226,122 @@ class _Candidate:
     score: float
     likeness: float
     clipped: bool
+    agreement: float = 0.0
+
+
+def _layout_masks(size: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(expected-print, expected-blank) masks for front and back, upright and upside down."""
+    w, h = size
+    out = []
+    for side in ("front", "back"):
+        layout = load_layout(side)
+        printed = np.zeros((h, w), bool)
+        boxes = list(layout.fields.values()) + [box for name, box in layout.regions.items() if name != "photo"]
+        sx, sy = w / CANONICAL_SIZE[0], h / CANONICAL_SIZE[1]
+        for x, y, bw, bh in boxes:
+            printed[round(y * sy) : round((y + bh) * sy), round(x * sx) : round((x + bw) * sx)] = True
+        blank = ~printed
+        for x, y, bw, bh in layout.regions.values():  # photo/emblem are neither print nor blank
+            blank[round(y * sy) : round((y + bh) * sy), round(x * sx) : round((x + bw) * sx)] = False
+        out.append((printed, blank))
+        out.append((printed[::-1, ::-1], blank[::-1, ::-1]))
+    return out
+
+
+_VERIFY_SIZE = (172, 108)  # 2 px/mm: enough to see text lines, cheap to warp many candidates
+
+
+def layout_agreement(gray_card: np.ndarray) -> float:
+    """How well a rectified candidate's dark print falls where a card layout puts it (-1..1)."""
+    small = cv2.resize(gray_card, _VERIFY_SIZE, interpolation=cv2.INTER_AREA)
+    ink = cv2.adaptiveThreshold(small, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 11, 12).astype(bool)
+    best = -1.0
+    for printed, blank in _LAYOUT_MASKS:
+        in_print, in_blank = float(ink[printed].mean()), float(ink[blank].mean())
+        best = max(best, (in_print - in_blank) / max(in_print + in_blank, 1e-3))
+    return best
+
+
+_LAYOUT_MASKS = _layout_masks(_VERIFY_SIZE)
+
+
+def _quad_from_hull(hull: np.ndarray) -> np.ndarray | None:
+    peri = cv2.arcLength(hull, True)
+    for eps in (0.015, 0.025, 0.04):
+        approx = cv2.approxPolyDP(hull, eps * peri, True)
+        if len(approx) == 4:
+            return approx.reshape(4, 2).astype(np.float32)
+    hull_area = cv2.contourArea(hull)
+    box = cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float32)
+    if hull_area / max(cv2.contourArea(box), 1) < 0.85:
+        return None
+    return box
 
 
 def _candidates(small: np.ndarray) -> list[_Candidate]:
     h, w = small.shape[:2]
     frame_area = float(h * w)
-    edges = _edge_map(small)
-    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    found: list[_Candidate] = []
+    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    contours: list[np.ndarray] = []
+    for edges in _edge_maps(small):
+        contours.extend(cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)[0])
+    contours.extend(cv2.findContours(_whiteness_mask(small), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0])
     border = 3
+    geometric: list[tuple[float, np.ndarray, np.ndarray, float, bool]] = []
     for contour in contours:
         hull = cv2.convexHull(contour)
         hull_area = cv2.contourArea(hull)
-        if hull_area < 0.02 * frame_area or hull_area > 0.98 * frame_area:
+        if hull_area < 0.02 * frame_area or hull_area > 0.97 * frame_area:
             continue
-        peri = cv2.arcLength(hull, True)
-        quad = None
-        for eps in (0.015, 0.025, 0.04):
-            approx = cv2.approxPolyDP(hull, eps * peri, True)
-            if len(approx) == 4:
-                quad = approx.reshape(4, 2).astype(np.float32)
-                break
+        quad = _quad_from_hull(hull)
+        if quad is None:
+            continue
+        quad = _order_clockwise(quad)
+        if not cv2.isContourConvex(quad.reshape(-1, 1, 2)):
+            continue
         touches = bool(
             (hull[:, 0, 0] <= border).any()
             or (hull[:, 0, 1] <= border).any()
             or (hull[:, 0, 0] >= w - 1 - border).any()
             or (hull[:, 0, 1] >= h - 1 - border).any()
         )
-        if quad is None:
-            rect = cv2.minAreaRect(hull)
-            box = cv2.boxPoints(rect).astype(np.float32)
-            if hull_area / max(cv2.contourArea(box), 1) < 0.85:
-                continue
-            quad = box
-        quad = _order_clockwise(quad)
-        if not cv2.isContourConvex(quad.reshape(-1, 1, 2)):
-            continue
         quad_area = cv2.contourArea(quad)
         rectangularity = min(hull_area, quad_area) / max(hull_area, quad_area, 1)
         aspect = _quad_aspect(quad)
-        if not 1.15 <= aspect <= 2.3 and not touches:
+        # up to 3.2: a card tilted ~50 degrees away still has to be found (and called tilted)
+        if not touches and not 1.2 <= aspect <= 3.2:
             continue
-        aspect_fit = math.exp(-abs(math.log(aspect / CARD_ASPECT)) * 4)
+        aspect_fit = 1.0 if touches else math.exp(-abs(math.log(aspect / CARD_ASPECT)) * 2)
         likeness = rectangularity * aspect_fit
-        if likeness < 0.25 and not touches:
+        if likeness < 0.3:
             continue
-        quad = _refine_with_edges(quad, hull)
-        score = likeness * math.sqrt(quad_area / frame_area)
-        found.append(_Candidate(quad=quad, score=score, likeness=likeness, clipped=touches))
+        geometric.append((likeness * math.sqrt(quad_area / frame_area), quad, contour, likeness, touches))
+    geometric.sort(key=lambda g: g[0], reverse=True)
+
+    found: list[_Candidate] = []
+    seen: list[np.ndarray] = []
+    for _, quad, contour, likeness, touches in geometric:
+        if any(np.abs(quad - other).max() < 0.02 * max(w, h) for other in seen):
+            continue
+        seen.append(quad)
+        if len(seen) > 8:
+            break
+        quad = _refine_with_edges(quad, contour)
+        dst = np.array(
+            [[0, 0], [_VERIFY_SIZE[0] - 1, 0], [_VERIFY_SIZE[0] - 1, _VERIFY_SIZE[1] - 1], [0, _VERIFY_SIZE[1] - 1]],
+            np.float32,
+        )
+        warped = cv2.warpPerspective(gray, cv2.getPerspectiveTransform(_canonical_start(quad), dst), _VERIFY_SIZE)
+        agreement = layout_agreement(warped)
+        area_share = cv2.contourArea(quad) / frame_area
+        # Generated set: clean cards score 0.35-0.45 and partly framed ones 0.26-0.6, while a
+        # sheet of printed paper on the desk scores 0.19-0.31 and usually runs off the frame
+        # covering half of it or more, which a card held that close rarely does.
+        if agreement < 0.23 or (touches and area_share > 0.45 and agreement < 0.4):
+            continue
+        # a card that runs off the frame is still the card, but a whole-frame texture is not
+        score = agreement * likeness * math.sqrt(area_share) * (0.6 if touches else 1.0)
+        found.append(_Candidate(quad=quad, score=score, likeness=likeness, clipped=touches, agreement=agreement))
     found.sort(key=lambda c: c.score, reverse=True)
     return found
 
@@ -270,7 +350,9 @@ def find_card(image: np.ndarray) -> CardDetection:
     """Locate the card's quadrilateral in a BGR photo."""
     h, w = image.shape[:2]
     scale = min(1.0, _DETECT_LONG_SIDE / max(h, w))
-    small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+    small = (
+        cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+    )
     candidates = _candidates(small)
     if candidates:
         best = candidates[0]

@@ -70,12 +70,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
     Reason.FIELD_UNREADABLE: ("证件信息无法识别，请重新拍摄", "a required field could not be read"),
     Reason.RECAPTURE_SUSPECTED: ("请拍摄身份证原件，不要翻拍屏幕", "photo of a screen suspected (moire)"),
     Reason.LOW_CONFIDENCE_FIELD: ("部分信息识别不确定，已转人工审核", "a field was read with low confidence"),
-    Reason.NAME_NEAR_MATCH: ("姓名识别与填写略有差异，已转人工审核", "name differs from the claim in one uncertain character"),
+    Reason.NAME_NEAR_MATCH: (
+        "姓名识别与填写略有差异，已转人工审核",
+        "name differs from the claim in one uncertain character",
+    ),
     Reason.UNKNOWN_DIVISION_CODE: ("证件号码地区码需人工核实", "unknown administrative division code"),
-    Reason.BIRTH_DATE_INCONSISTENT: ("出生日期与证件号码不一致，已转人工审核", "printed birth date disagrees with the number"),
+    Reason.BIRTH_DATE_INCONSISTENT: (
+        "出生日期与证件号码不一致，已转人工审核",
+        "printed birth date disagrees with the number",
+    ),
     Reason.SEX_INCONSISTENT: ("性别与证件号码不一致，已转人工审核", "printed sex disagrees with the number"),
     Reason.UNUSUAL_FIELD_VALUE: ("证件信息异常，已转人工审核", "a printed field has an impossible value"),
-    Reason.INVALID_ID_NUMBER_LOW_CONFIDENCE: ("证件号码识别不确定，已转人工审核", "number fails validation but was read with low confidence"),
+    Reason.INVALID_ID_NUMBER_LOW_CONFIDENCE: (
+        "证件号码识别不确定，已转人工审核",
+        "number fails validation but was read with low confidence",
+    ),
     Reason.ID_NUMBER_MISMATCH: ("证件号码与填写的不一致", "ID number read differs from the claim"),
     Reason.NAME_MISMATCH: ("姓名与填写的不一致", "name read differs from the claim"),
     Reason.INVALID_ID_NUMBER: ("证件号码无效", "ID number fails GB 11643 validation"),
@@ -84,16 +93,27 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ImageErrorCode.NOT_AN_IMAGE: ("文件不是图片，请上传JPG或PNG照片", "the file is not an image"),
     ImageErrorCode.UNSUPPORTED_FORMAT: ("不支持的图片格式，请上传JPG或PNG照片", "unsupported image format"),
     ImageErrorCode.TRUNCATED_IMAGE: ("图片不完整，请重新上传", "the image data is truncated"),
-    ImageErrorCode.TOO_MANY_PIXELS: ("图片尺寸过大，请上传普通照片", "the image has too many pixels (decompression bomb guard)"),
+    ImageErrorCode.TOO_MANY_PIXELS: (
+        "图片尺寸过大，请上传普通照片",
+        "the image has too many pixels (decompression bomb guard)",
+    ),
     ImageErrorCode.IMAGE_TOO_SMALL: ("图片太小，无法识别", "the image is too small to read"),
     ImageErrorCode.UNREADABLE_FILE: ("无法读取文件", "the file could not be read"),
 }
 
 RETAKE_REASONS = frozenset(
     {
-        Reason.NO_CARD, Reason.WRONG_SIDE, Reason.BLURRY, Reason.GLARE, Reason.GLARE_ON_FIELD,
-        Reason.TOO_DARK, Reason.OVEREXPOSED, Reason.CARD_TOO_SMALL, Reason.CARD_PARTLY_OUTSIDE,
-        Reason.STRONG_TILT, Reason.FIELD_UNREADABLE,
+        Reason.NO_CARD,
+        Reason.WRONG_SIDE,
+        Reason.BLURRY,
+        Reason.GLARE,
+        Reason.GLARE_ON_FIELD,
+        Reason.TOO_DARK,
+        Reason.OVEREXPOSED,
+        Reason.CARD_TOO_SMALL,
+        Reason.CARD_PARTLY_OUTSIDE,
+        Reason.STRONG_TILT,
+        Reason.FIELD_UNREADABLE,
     }
 )
 REJECT_REASONS = frozenset({Reason.ID_NUMBER_MISMATCH, Reason.NAME_MISMATCH, Reason.INVALID_ID_NUMBER})

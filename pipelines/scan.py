@@ -153,7 +153,8 @@ def _decide(
     review: list[Reason] = [r for r in quality.reasons if r == Reason.RECAPTURE_SUSPECTED]
     if not id_check.valid:
         (reject if number_conf >= settings.reject_confidence else review).append(
-            Reason.INVALID_ID_NUMBER if number_conf >= settings.reject_confidence
+            Reason.INVALID_ID_NUMBER
+            if number_conf >= settings.reject_confidence
             else Reason.INVALID_ID_NUMBER_LOW_CONFIDENCE
         )
     if match is not None:
@@ -200,14 +201,16 @@ def scan(
     detection = find_card(image)
     t = lap("detect", t0)
     if detection.quad is None:
+        quality = assess(image, detection, settings.quality)
         timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
-        quality = QualityReport(None, (Reason.NO_CARD,))
-        return ScanResult(Decision.RETAKE, (Reason.NO_CARD,), CardSide.NONE, detection, quality, None, None,
-                          None, timings, models_digest=digest)
+        decision = Decision.REVIEW if Reason.RECAPTURE_SUSPECTED in quality.reasons else Decision.RETAKE
+        reasons = (Reason.RECAPTURE_SUSPECTED,) if decision == Decision.REVIEW else (Reason.NO_CARD,)
+        return ScanResult(
+            decision, reasons, CardSide.NONE, detection, quality, None, None, None, timings, models_digest=digest
+        )
 
     quad, card, _ = _upright(image, detection.quad, engine)
-    detection = CardDetection(quad, detection.frame_size, detection.method, detection.card_likeness,
-                              detection.clipped)
+    detection = CardDetection(quad, detection.frame_size, detection.method, detection.card_likeness, detection.clipped)
     t = lap("orient", t)
     quality = assess(image, detection, settings.quality, card=card)
     t = lap("quality", t)
@@ -237,8 +240,9 @@ def scan(
                 decision, reasons = Decision.REVIEW, (Reason.LOW_CONFIDENCE_FIELD,)
         else:
             decision, reasons = Decision.RETAKE, (Reason.WRONG_SIDE,)
-        return ScanResult(decision, reasons, CardSide.BACK, detection, quality, back_fields, None, None,
-                          timings, models_digest=digest)
+        return ScanResult(
+            decision, reasons, CardSide.BACK, detection, quality, back_fields, None, None, timings, models_digest=digest
+        )
 
     fields = front_fields_from_reads(reads)
     if _digits(number_text) < 10 and not fields.value("name"):
@@ -246,8 +250,18 @@ def scan(
         blocking = tuple(r for r in quality.reasons if r in _BLOCKING_QUALITY)
         timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
         reasons = blocking or (Reason.NO_CARD,)
-        return ScanResult(Decision.RETAKE, reasons, CardSide.UNKNOWN, detection, quality, fields, None, None,
-                          timings, models_digest=digest)
+        return ScanResult(
+            Decision.RETAKE,
+            reasons,
+            CardSide.UNKNOWN,
+            detection,
+            quality,
+            fields,
+            None,
+            None,
+            timings,
+            models_digest=digest,
+        )
 
     id_check = validate_id_number(fields.value("id_number"), today=today)
     consistency = cross_check(id_check, fields.birth_date, fields.value("sex") or None)
@@ -264,8 +278,9 @@ def scan(
     decision, reasons = _decide(quality, fields, id_check, consistency, match, settings)
     lap("decide", t)
     timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
-    return ScanResult(decision, reasons, CardSide.FRONT, detection, quality, fields, id_check, match, timings,
-                      models_digest=digest)
+    return ScanResult(
+        decision, reasons, CardSide.FRONT, detection, quality, fields, id_check, match, timings, models_digest=digest
+    )
 
 
 __all__ = ["CANONICAL_SIZE", "Claim", "ScanResult", "ScanSettings", "scan"]

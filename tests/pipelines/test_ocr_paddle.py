@@ -104,3 +104,12 @@ def test_an_altered_model_file_fails_loudly(tmp_path: Path) -> None:
     altered.write_bytes(b"not a model")
     with pytest.raises(ModelFileError, match="sha256"):
         locate_models(tmp_path)
+
+
+def test_get_engine_builds_and_warms_the_paddle_engine(font) -> None:
+    from pipelines.ocr import get_engine
+
+    engine = get_engine("paddle", threads=1)
+    assert isinstance(engine, PaddleOcrEngine)
+    assert get_engine("paddle", threads=1) is engine
+    assert engine.recognize([text_line(NUMBER, font)])[0].text == NUMBER

@@ -1,0 +1,531 @@
+"""Speed benchmark: full scan vs. quality check vs. a naive full-photo OCR baseline.
+
+Targets (the scan-speed issue):
+
+* full scan of a 1280x960 photo: median <= 150 ms on one thread pinned to one core;
+* at least 6x faster than the naive baseline (RapidOCR on the whole photo + a regex) in the
+  same run;
+* quality check alone (find_card + assess) on a 640x480 frame: median <= 15 ms;
+* peak RSS of a scanning process <= 500 MB.
+
+Every configuration runs in its own subprocess (this file with ``--worker CONFIG``) so its
+peak RSS (``ru_maxrss``) and CPU affinity are its own. Photos are decoded once per image
+outside the timed region (decode time is reported on its own line) and dropped after use,
+so the RSS is that of a process scanning one photo at a time, not of a cache of 60 photos.
+
+    python benchmarks/scan_speed.py                      # all configs, 60 photos
+    python benchmarks/scan_speed.py --quick              # smoke run
+    python benchmarks/scan_speed.py --json benchmarks/out/speed.json
+    python benchmarks/scan_speed.py --baseline benchmarks/out/speed.json --configs scan-1t,naive-1t
+
+The machine is shared and noisy: compare medians, not means or minima.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import unicodedata
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import (
+    OUT_DIR,
+    ROOT,
+    current_rss_mb,
+    ensure_generated,
+    fmt,
+    fmt_pct,
+    load_labels,
+    machine_info,
+    median,
+    peak_rss_mb,
+    pin_cpus,
+    print_table,
+    rate,
+    timing_stats,
+    write_json,
+)
+
+# name -> (kind, threads); threads is both the ONNX Runtime intra-op thread count and the
+# number of CPUs the worker is pinned to.
+CONFIGS: dict[str, tuple[str, int]] = {
+    "scan-1t": ("scan", 1),
+    "scan-2t": ("scan", 2),
+    "quality-1t": ("quality", 1),
+    "naive-1t": ("naive", 1),
+    "naive-2t": ("naive", 2),
+}
+PHOTO_SIZE = (1280, 960)  # (width, height) of the photos a full scan is timed on
+FRAME_SIZE = (640, 480)  # live-preview frame for the quality check
+MIX = "benchmark"
+
+TARGET_SCAN_MS = 150.0
+TARGET_QUALITY_MS = 15.0
+TARGET_RSS_MB = 500.0
+TARGET_SPEEDUP = 6.0
+
+# The naive baseline's number: 6-digit division, birth date 18xx-20xx, sequence, check char.
+ID_RE = re.compile(r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]")
+_CJK_NAME_RE = re.compile(r"^[\u4e00-\u9fff·]{2,4}$")
+_NON_CJK_RE = re.compile(r"[^\u4e00-\u9fff·]")
+_LABELS = ("姓名", "性别", "民族", "出生", "住址", "公民身份号码", "签发机关", "有效期限")
+
+
+# =========================================================================== naive baseline
+
+
+def naive_fields(lines: list[tuple[float, float, str]]) -> tuple[str, str]:
+    """(name, id_number) from full-photo OCR lines given as (top y, left x, text).
+
+    The number is the first match of ``ID_RE`` over all text joined without spaces; the name
+    is what follows 姓名 (on the same line or the next), else the first line of 2-4 CJK
+    characters that is not a printed label.
+    """
+    ordered = [unicodedata.normalize("NFKC", t).replace(" ", "") for _, _, t in sorted(lines)]
+    joined = "".join(ordered)
+    found = ID_RE.search(joined)
+    number = found.group(0).upper() if found else ""
+
+    name = ""
+    for i, text in enumerate(ordered):
+        if "姓名" in text:
+            rest = _NON_CJK_RE.sub("", text.split("姓名", 1)[1])
+            if not rest and i + 1 < len(ordered):
+                rest = _NON_CJK_RE.sub("", ordered[i + 1])
+            if rest:
+                name = rest
+                break
+    if not name:
+        for text in ordered:
+            if _CJK_NAME_RE.match(text) and not any(label in text for label in _LABELS):
+                name = text
+                break
+    return name, number
+
+
+# =========================================================================== worker
+
+
+def _load_photo(path: Path, size: tuple[int, int]):
+    """(BGR image at ``size``, decode ms, resized?). Decode goes through pipelines.decode when present."""
+    import cv2
+
+    t0 = time.perf_counter()
+    try:
+        from pipelines.decode import decode_file
+    except ImportError:  # decode module still in progress: plain OpenCV
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot decode {path}") from None
+    else:
+        image = decode_file(path).image
+    decode_ms = (time.perf_counter() - t0) * 1000
+    resized = (image.shape[1], image.shape[0]) != size
+    if resized:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image, decode_ms, resized
+
+
+def _select(records: list[dict], count: int) -> list[dict]:
+    """The first ``count`` readable fronts (portrait side) photographed at exactly PHOTO_SIZE."""
+    chosen = [
+        r
+        for r in records
+        if r.get("side") == "front" and r.get("readable", True) and tuple(r.get("image_size", PHOTO_SIZE)) == PHOTO_SIZE
+    ]
+    return chosen[:count]
+
+
+def photo_set(seed: int, count: int, jobs: int) -> Path:
+    """benchmarks/out/speed-<seed>/, generated once with enough photos for ``count`` to be selected.
+
+    The benchmark mix is ~80 % readable fronts and ~70 % of photos are 1280x960, so about half
+    of a generated set qualifies; generate twice the count and grow it if that falls short.
+    """
+    generated = max(2 * count, 12)
+    while True:
+        directory = ensure_generated(seed, generated, MIX, OUT_DIR / f"speed-{seed}", extra_args=("--jobs", str(jobs)))
+        if len(_select(load_labels(directory), count)) >= count or generated >= 8 * count:
+            return directory
+        generated *= 2
+
+
+def run_worker(config: str, directory: Path, count: int, warmup: int) -> dict[str, Any]:
+    kind, threads = CONFIGS[config]
+    cpus = pin_cpus(threads)  # before numpy / OpenCV / ONNX Runtime size their thread pools
+    rss_start = current_rss_mb()
+
+    records = _select(load_labels(directory), count)
+    if not records:
+        raise SystemExit(f"no front photos in {directory}")
+    size = FRAME_SIZE if kind == "quality" else PHOTO_SIZE
+
+    t0 = time.perf_counter()
+    if kind == "quality":
+        from pipelines.card import find_card
+        from pipelines.quality import assess
+
+        def run(image, _record):
+            return assess(image, find_card(image))
+
+        engine = None
+    else:
+        from pipelines.ocr import get_engine
+
+        engine = get_engine("rapidocr", threads=threads)  # built once and warmed
+        if kind == "scan":
+            from pipelines.scan import Claim, scan
+
+            def run(image, record):
+                fields = record.get("fields", {})
+                return scan(image, engine, Claim(fields.get("name"), fields.get("id_number")))
+        else:
+
+            def run(image, _record):
+                lines = [(min(y for _, y in d.box), min(x for x, _ in d.box), d.text) for d in engine.read_page(image)]
+                return naive_fields(lines)
+
+    load_ms = (time.perf_counter() - t0) * 1000
+    rss_loaded = current_rss_mb()
+
+    for record in records[:warmup]:
+        image, _, _ = _load_photo(directory / record["file"], size)
+        run(image, record)
+
+    load_before = os.getloadavg()[0]
+    latencies: list[float] = []
+    cpu_ms: list[float] = []
+    decode_ms: list[float] = []
+    stages: dict[str, list[float]] = {}
+    decisions: Counter[str] = Counter()
+    agree = id_hits = name_hits = resized = 0
+    misses: list[dict[str, str]] = []
+    for record in records:
+        image, dms, was_resized = _load_photo(directory / record["file"], size)
+        decode_ms.append(dms)
+        resized += was_resized
+        start, cpu_start = time.perf_counter(), time.process_time()
+        out = run(image, record)
+        latencies.append((time.perf_counter() - start) * 1000)
+        cpu_ms.append((time.process_time() - cpu_start) * 1000)
+        del image
+
+        truth = record.get("fields", {})
+        if kind == "quality":
+            decisions["card found" if out.scores is not None else "no card"] += 1
+            continue
+        if kind == "scan":
+            for stage, ms in out.timings_ms.items():
+                stages.setdefault(stage, []).append(ms)
+            decision = str(out.decision)
+            decisions[decision] += 1
+            agree += decision == str(record.get("expected_decision", ""))
+            name = out.fields.value("name") if out.fields else ""
+            number = out.fields.value("id_number") if out.fields else ""
+        else:
+            name, number = out
+        id_ok = number == truth.get("id_number")
+        name_ok = name == truth.get("name")
+        id_hits += id_ok
+        name_hits += name_ok
+        if not (id_ok and name_ok) and len(misses) < 10:
+            misses.append({"file": record["file"], "name": name, "id_number": number})
+
+    n = len(latencies)
+    stats = timing_stats(latencies)
+    result: dict[str, Any] = {
+        "config": config,
+        "kind": kind,
+        "threads": threads,
+        "cpus": cpus,
+        "images": n,
+        "size": list(size),
+        "resized_to_size": resized,
+        "warmup": min(warmup, len(records)),
+        "latency": stats,
+        "latencies_ms": [round(x, 2) for x in latencies],
+        # process CPU time per image (all threads): less sensitive than wall time to other
+        # processes on the machine; wall >> CPU on one thread means the core was taken away.
+        "cpu": timing_stats(cpu_ms),
+        "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "images_per_s_per_core": round(1000 / stats["median_ms"] / threads, 2) if n else None,
+        "decode": timing_stats(decode_ms),
+        "load_ms": round(load_ms, 1),
+        "rss_start_mb": rss_start,
+        "rss_after_load_mb": rss_loaded,
+        "peak_rss_mb": peak_rss_mb(),
+        "outcomes": dict(decisions),
+    }
+    if kind == "quality":
+        return result
+    result.update(
+        id_exact=rate(id_hits, n),
+        name_exact=rate(name_hits, n),
+        misses=misses,
+    )
+    if kind == "scan":
+        result["stage_median_ms"] = {k: round(median(v), 2) for k, v in stages.items()}
+        result["expected_decision_agreement"] = rate(agree, n)
+    if engine is not None:
+        result["engine"] = engine.name
+    return result
+
+
+# =========================================================================== driver
+
+
+def run_config(config: str, directory: Path, args: argparse.Namespace) -> dict[str, Any]:
+    _, threads = CONFIGS[config]
+    env = dict(os.environ)
+    # Libraries that read a thread count from the environment get the pinned one.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    with tempfile.NamedTemporaryFile("r", suffix=".json", dir=OUT_DIR, delete=False) as tmp:
+        result_path = Path(tmp.name)
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        config,
+        "--dir",
+        str(directory),
+        "--count",
+        str(args.count),
+        "--warmup",
+        str(args.warmup),
+        "--result",
+        str(result_path),
+    ]
+    print(f"[{config}] running on {threads} core(s) ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=ROOT, timeout=args.timeout)
+        if proc.returncode != 0:
+            return {"config": config, "error": f"worker exited {proc.returncode}"}
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+    except subprocess.TimeoutExpired:
+        return {"config": config, "error": f"worker timed out after {args.timeout} s"}
+    finally:
+        result_path.unlink(missing_ok=True)
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _mark(ok: bool | None) -> str:
+    if ok is None:
+        return "[yellow]n/a [/yellow]"
+    return "[green]PASS[/green]" if ok else "[red]FAIL[/red]"
+
+
+def evaluate(results: dict[str, dict]) -> tuple[float | None, list[dict[str, Any]]]:
+    """The naive-1t/scan-1t ratio and every target with its measured value and verdict."""
+
+    def med(name: str) -> float | None:
+        r = results.get(name)
+        return r["latency"]["median_ms"] if r and "latency" in r else None
+
+    scan1, naive1, quality1 = med("scan-1t"), med("naive-1t"), med("quality-1t")
+    ratio = naive1 / scan1 if scan1 and naive1 else None
+    scan_rss = [r["peak_rss_mb"] for k, r in results.items() if k.startswith("scan-") and "peak_rss_mb" in r]
+    targets = [
+        {
+            "target": f"scan-1t median <= {TARGET_SCAN_MS:.0f} ms",
+            "value": scan1,
+            "unit": "ms",
+            "ok": None if scan1 is None else scan1 <= TARGET_SCAN_MS,
+        },
+        {
+            "target": f"naive-1t / scan-1t >= {TARGET_SPEEDUP:.0f}x",
+            "value": ratio,
+            "unit": "x",
+            "ok": None if ratio is None else ratio >= TARGET_SPEEDUP,
+        },
+        {
+            "target": f"quality-1t median <= {TARGET_QUALITY_MS:.0f} ms",
+            "value": quality1,
+            "unit": "ms",
+            "ok": None if quality1 is None else quality1 <= TARGET_QUALITY_MS,
+        },
+        {
+            "target": f"scan peak RSS <= {TARGET_RSS_MB:.0f} MB",
+            "value": max(scan_rss) if scan_rss else None,
+            "unit": "MB",
+            "ok": None if not scan_rss else max(scan_rss) <= TARGET_RSS_MB,
+        },
+    ]
+    return ratio, targets
+
+
+def report(results: dict[str, dict], baseline: dict | None, meta: dict[str, Any]) -> None:
+    columns = [
+        "config",
+        "images",
+        "median ms",
+        "p90 ms",
+        "images/s per core",
+        "peak RSS MB",
+        "ID exact",
+        "name exact",
+        "CPU ms",
+    ]
+    base_results = (baseline or {}).get("results", {})
+    if baseline is not None:
+        columns.append("median vs baseline")
+    rows = []
+    for name, r in results.items():
+        if "error" in r:
+            rows.append([name, f"[red]{r['error']}[/red]", *[""] * (len(columns) - 2)])
+            continue
+        row = [
+            name,
+            r["images"],
+            r["latency"]["median_ms"],
+            r["latency"]["p90_ms"],
+            fmt(r["images_per_s_per_core"], 2),
+            r["peak_rss_mb"],
+            fmt_pct(r.get("id_exact")),
+            fmt_pct(r.get("name_exact")),
+            r["cpu"]["median_ms"],
+        ]
+        if baseline is not None:
+            old = base_results.get(name, {}).get("latency", {}).get("median_ms")
+            row.append(f"{r['latency']['median_ms'] / old:.2f}x" if old else "—")
+        rows.append(row)
+    size = f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} photos, quality on {FRAME_SIZE[0]}x{FRAME_SIZE[1]} frames"
+    print_table(
+        f"scan speed — seed {meta['seed']}, {size}",
+        columns,
+        rows,
+        caption=f"{meta['machine']['cpu']} · load {meta['machine']['loadavg']} · {meta['machine']['git_rev']}",
+    )
+
+    print(
+        "CPU ms: median process CPU time per image, all threads. Load average (1 min) before/after each config: "
+        + ", ".join(f"{k} {r['loadavg_1m'][0]}/{r['loadavg_1m'][1]}" for k, r in results.items() if "loadavg_1m" in r)
+    )
+    ratio, targets = evaluate(results)
+    if ratio is not None:
+        print(f"naive-1t / scan-1t median = {ratio:.1f}x")
+    s2, n2 = results.get("scan-2t", {}), results.get("naive-2t", {})
+    if "latency" in s2 and "latency" in n2:
+        print(f"naive-2t / scan-2t median = {n2['latency']['median_ms'] / s2['latency']['median_ms']:.1f}x")
+    decode = [r["decode"]["median_ms"] for r in results.values() if "decode" in r and r.get("kind") != "quality"]
+    if decode:
+        print(f"JPEG decode (excluded from the timings above): median {median(decode):.1f} ms per 1280x960 photo")
+
+    from rich.console import Console
+
+    console = Console()
+    for t in targets:
+        value = t["value"]
+        shown = "—" if value is None else f"{value:.1f}{'' if t['unit'] == 'x' else ' '}{t['unit']}"
+        console.print(f"  {_mark(t['ok'])}  {t['target']:<32} measured {shown}")
+
+    stage_rows = []
+    for name, r in results.items():
+        stages = r.get("stage_median_ms")
+        if stages:
+            stage_rows.append([name, *(stages.get(s) for s in ("detect", "orient", "quality", "read", "total"))])
+    if stage_rows:
+        print_table(
+            "scan: median ms per stage (ScanResult.timings_ms)",
+            ["config", "detect", "orient", "quality", "read", "total"],
+            stage_rows,
+        )
+    for name, r in results.items():
+        if r.get("kind") == "scan":
+            agree = r.get("expected_decision_agreement")
+            print(f"{name}: decisions {r['outcomes']} (agree with expected_decision: {fmt_pct(agree)})")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--count", type=int, default=60, help="photos (1280x960 fronts) per configuration (default 60)")
+    p.add_argument("--seed", type=int, default=7, help="generator seed of the photo set (default 7)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed scans before timing (default 3)")
+    p.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help=f"comma-separated subset of {', '.join(CONFIGS)} (default all)",
+    )
+    p.add_argument("--json", type=Path, help="write the results to this JSON file")
+    p.add_argument("--baseline", type=Path, help="a JSON file from an earlier --json run to compare medians with")
+    p.add_argument("--quick", action="store_true", help="smoke run: 6 photos, 1 warm-up")
+    p.add_argument("--dir", type=Path, help="photo set to use instead of benchmarks/out/speed-<seed>/")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per configuration before giving up")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    # internal: one configuration in this process
+    p.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.count, args.warmup = min(args.count, 6), min(args.warmup, 1)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        result = run_worker(args.worker, args.dir, args.count, args.warmup)
+        write_json(args.result, result)
+        return 0
+
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        print(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}", file=sys.stderr)
+        return 2
+    cpus = len(os.sched_getaffinity(0))
+    skipped = [c for c in configs if CONFIGS[c][1] > cpus]
+    if skipped:
+        print(f"skipping {skipped}: only {cpus} CPU(s) available", file=sys.stderr)
+        configs = [c for c in configs if c not in skipped]
+
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    directory = args.dir or photo_set(args.seed, args.count, jobs=cpus)
+    available = len(_select(load_labels(directory), args.count))
+    if available < args.count:
+        print(
+            f"warning: {directory} has only {available} readable 1280x960 fronts (asked for {args.count})",
+            file=sys.stderr,
+        )
+
+    baseline = None
+    if args.baseline:
+        baseline = json.loads(args.baseline.read_text(encoding="utf-8"))
+
+    meta = {
+        "seed": args.seed,
+        "count": args.count,
+        "warmup": args.warmup,
+        "photo_dir": str(directory),
+        "argv": sys.argv[1:],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_info(),
+    }
+    results = {c: run_config(c, directory, args) for c in configs}
+    report(results, baseline, meta)
+
+    ratio, targets = evaluate(results)
+    if args.json:
+        path = write_json(
+            args.json, {"meta": meta, "results": results, "ratio_naive_scan_1t": ratio, "targets": targets}
+        )
+        print(f"results written to {path}")
+    if any("error" in r for r in results.values()):
+        return 1
+    return 1 if args.strict and any(t["ok"] is False for t in targets) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The `ocr-service scan` command: output contract, manifests, and bad files that never stop a batch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ocr_service.cli import app
+from tests.conftest import SAMPLE_SET
+
+runner = CliRunner()
+
+
+def sample_labels() -> list[dict]:
+    return [json.loads(line) for line in (SAMPLE_SET / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def first_sample(predicate) -> dict:
+    return next(label for label in sample_labels() if predicate(label))
+
+
+def run_scan(*args: str) -> list[dict]:
+    result = runner.invoke(app, ["scan", *args])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_scan_prints_the_documented_keys_for_a_clean_front():
+    label = first_sample(lambda lb: lb["side"] == "front" and lb["expected_decision"] == "accept")
+    (out,) = run_scan(str(SAMPLE_SET / label["file"]))
+    for key in (
+        "image",
+        "decision",
+        "reasons",
+        "side",
+        "fields",
+        "confidence",
+        "quality",
+        "card",
+        "match",
+        "timings_ms",
+    ):
+        assert key in out
+    assert out["side"] == "front"
+    assert out["fields"]["id_number"] == label["fields"]["id_number"]
+    assert len(out["card"]["corners"]) == 4
+
+
+def test_a_claim_on_the_command_line_is_matched():
+    label = first_sample(lambda lb: lb["side"] == "front" and lb["expected_decision"] == "accept")
+    (out,) = run_scan(
+        str(SAMPLE_SET / label["file"]), "--name", label["claim"]["name"], "--id-number", label["claim"]["id_number"]
+    )
+    assert out["match"] == {"name": "exact", "id_number": "exact", "name_distance": 0}
+    assert out["decision"] == "accept"
+
+
+def test_bad_files_in_a_manifest_get_error_objects_and_the_batch_goes_on(tmp_path: Path):
+    label = first_sample(lambda lb: lb["side"] == "front" and lb["expected_decision"] == "accept")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.jpg").write_text("this is not a photo")
+    good = (SAMPLE_SET / label["file"]).read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(good[: len(good) // 2])
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")
+    lines = [
+        {"image": "empty.jpg"},
+        {"image": "notes.jpg"},
+        {
+            "image": str(SAMPLE_SET / label["file"]),
+            "name": label["claim"]["name"],
+            "id_number": label["claim"]["id_number"],
+        },
+        {"image": "cut.jpg"},
+        {"image": "bomb.png"},
+        {"image": "missing.jpg"},
+    ]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
+    out = run_scan("--manifest", str(manifest))
+    assert [o["image"] for o in out[:6]] == [line["image"] for line in lines]
+    codes = [o.get("error", {}).get("code") for o in out]
+    assert codes == [
+        "empty_file",
+        "not_an_image",
+        None,
+        "truncated_image",
+        "too_many_pixels",
+        "unreadable_file",
+        "bad_manifest_line",
+    ]
+    assert out[2]["decision"] == "accept"
+    assert all(o["error"]["message_zh"] for o in out if "error" in o and o["error"]["code"] != "bad_manifest_line")
+
+
+def test_manifest_paths_resolve_against_the_manifest_folder(tmp_path: Path):
+    label = first_sample(lambda lb: lb["side"] == "front")
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "card.jpg").write_bytes((SAMPLE_SET / label["file"]).read_bytes())
+    (folder / "m.jsonl").write_text(json.dumps({"image": "card.jpg"}) + "\n")
+    (out,) = run_scan("--manifest", str(folder / "m.jsonl"))
+    assert "error" not in out and out["side"] == "front"
+
+
+def test_scan_without_images_is_a_usage_error():
+    result = runner.invoke(app, ["scan"])
+    assert result.exit_code != 0
+
+
+def test_the_console_script_runs_and_never_logs_a_full_id_number():
+    label = first_sample(lambda lb: lb["side"] == "front" and lb["expected_decision"] == "accept")
+    exe = Path(sys.executable).parent / "ocr-service"
+    if not exe.exists():
+        pytest.fail("console script ocr-service is not installed (pip install -e .)")
+    proc = subprocess.run(
+        [str(exe), "scan", str(SAMPLE_SET / label["file"])], capture_output=True, text=True, timeout=120, check=True
+    )
+    out = json.loads(proc.stdout)
+    number = label["fields"]["id_number"]
+    assert out["fields"]["id_number"] == number
+    assert number not in proc.stderr
+    assert number[:6] + "********" + number[-4:] in proc.stderr
+
+
+def test_committed_manifest_lists_every_sample_with_its_claim():
+    manifest = [json.loads(line) for line in (SAMPLE_SET / "manifest.jsonl").read_text().splitlines()]
+    assert {m["image"] for m in manifest} == {lb["file"] for lb in sample_labels()}
