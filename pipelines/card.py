@@ -326,24 +326,108 @@ def _candidates(small: np.ndarray) -> list[_Candidate]:
         seen.append(quad)
         if len(seen) > 8:
             break
-        quad = _refine_with_edges(quad, contour)
-        dst = np.array(
-            [[0, 0], [_VERIFY_SIZE[0] - 1, 0], [_VERIFY_SIZE[0] - 1, _VERIFY_SIZE[1] - 1], [0, _VERIFY_SIZE[1] - 1]],
-            np.float32,
-        )
-        warped = cv2.warpPerspective(gray, cv2.getPerspectiveTransform(_canonical_start(quad), dst), _VERIFY_SIZE)
-        agreement = layout_agreement(warped)
-        area_share = cv2.contourArea(quad) / frame_area
-        # Generated set: clean cards score 0.35-0.45 and partly framed ones 0.26-0.6, while a
-        # sheet of printed paper on the desk scores 0.19-0.31 and usually runs off the frame
-        # covering half of it or more, which a card held that close rarely does.
-        if agreement < 0.23 or (touches and area_share > 0.45 and agreement < 0.4):
-            continue
-        # a card that runs off the frame is still the card, but a whole-frame texture is not
-        score = agreement * likeness * math.sqrt(area_share) * (0.6 if touches else 1.0)
-        found.append(_Candidate(quad=quad, score=score, likeness=likeness, clipped=touches, agreement=agreement))
+        candidate = _verify(gray, _refine_with_edges(quad, contour), likeness, touches)
+        if candidate is not None:
+            found.append(candidate)
+    if not any(c.agreement >= 0.3 and not c.clipped for c in found):
+        # A card on paper or on a light desk: its outline rarely closes into one contour
+        # (print touches it, the edge fades), but its four sides are still straight lines.
+        # Four lines can also frame a block of printed paper, so these need a card's aspect
+        # and a clear layout match: cards found this way scored 0.43-0.68, paper <= 0.37.
+        for quad, likeness in _line_quads(gray):
+            if likeness < 0.85:
+                continue
+            candidate = _verify(gray, quad, likeness, False)
+            if candidate is not None and candidate.agreement >= 0.4:
+                found.append(candidate)
     found.sort(key=lambda c: c.score, reverse=True)
     return found
+
+
+_VERIFY_DST = np.array(
+    [[0, 0], [_VERIFY_SIZE[0] - 1, 0], [_VERIFY_SIZE[0] - 1, _VERIFY_SIZE[1] - 1], [0, _VERIFY_SIZE[1] - 1]],
+    np.float32,
+)
+
+
+def _verify(gray: np.ndarray, quad: np.ndarray, likeness: float, touches: bool) -> _Candidate | None:
+    """Keep a geometric candidate only if print sits inside it where a card layout puts it."""
+    warped = cv2.warpPerspective(gray, cv2.getPerspectiveTransform(_canonical_start(quad), _VERIFY_DST), _VERIFY_SIZE)
+    agreement = layout_agreement(warped)
+    area_share = cv2.contourArea(quad) / float(gray.shape[0] * gray.shape[1])
+    # Generated set: clean cards score 0.35-0.45 and partly framed ones 0.26-0.6, while a
+    # sheet of printed paper on the desk scores 0.19-0.31 and usually runs off the frame
+    # covering half of it or more, which a card held that close rarely does.
+    if agreement < 0.23 or (touches and area_share > 0.45 and agreement < 0.4):
+        return None
+    # a card that runs off the frame is still the card, but a whole-frame texture is not
+    score = agreement * likeness * math.sqrt(area_share) * (0.6 if touches else 1.0)
+    return _Candidate(quad=quad, score=score, likeness=likeness, clipped=touches, agreement=agreement)
+
+
+def _line_quads(gray: np.ndarray, max_quads: int = 40) -> list[tuple[np.ndarray, float]]:
+    """Quadrilaterals bounded by two pairs of long straight edges, most card-like first."""
+    h, w = gray.shape
+    edges = cv2.Canny(cv2.GaussianBlur(gray, (5, 5), 0), 15, 45)
+    segments = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=40, minLineLength=0.12 * min(h, w), maxLineGap=10)
+    if segments is None:
+        return []
+    segments = segments.reshape(-1, 4).astype(np.float64)
+    lengths = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
+    lines: list[tuple[float, float, np.ndarray, np.ndarray]] = []  # theta, rho, point, direction
+    for x1, y1, x2, y2 in segments[np.argsort(-lengths)[:60]]:
+        theta = math.atan2(y2 - y1, x2 - x1) % math.pi
+        normal = np.array([-math.sin(theta), math.cos(theta)])
+        rho = float(np.dot([x1, y1], normal))
+        if any(_angle_gap(theta, t) < math.radians(3) and abs(rho - r) < 6 for t, r, _, _ in lines):
+            continue
+        lines.append((theta, rho, np.array([x1, y1]), np.array([math.cos(theta), math.sin(theta)])))
+        if len(lines) >= 24:
+            break
+    min_gap = 0.08 * min(h, w)
+    pairs = [
+        (i, j)
+        for i in range(len(lines))
+        for j in range(i + 1, len(lines))
+        if _angle_gap(lines[i][0], lines[j][0]) < math.radians(14) and abs(lines[i][1] - lines[j][1]) > min_gap
+    ]
+    quads: list[tuple[float, np.ndarray, float]] = []
+    for pi, (a, b) in enumerate(pairs):
+        for c, d in pairs[pi + 1 :]:
+            if _angle_gap(lines[a][0], lines[c][0]) < math.radians(55):
+                continue
+            corners = []
+            for first, second in ((a, c), (c, b), (b, d), (d, a)):
+                point = _intersect(lines[first][2:], lines[second][2:])
+                if point is None:
+                    break
+                corners.append(point)
+            if len(corners) != 4:
+                continue
+            pts = np.array(corners, np.float32)
+            if (
+                (pts[:, 0] < -2).any()
+                or (pts[:, 1] < -2).any()
+                or (pts[:, 0] > w + 1).any()
+                or (pts[:, 1] > h + 1).any()
+            ):
+                continue
+            pts = _order_clockwise(pts)
+            if not cv2.isContourConvex(pts.reshape(-1, 1, 2)):
+                continue
+            area = cv2.contourArea(pts)
+            aspect = _quad_aspect(pts)
+            if area < 0.02 * h * w or not 1.2 <= aspect <= 3.2:
+                continue
+            likeness = math.exp(-abs(math.log(aspect / CARD_ASPECT)) * 2)
+            quads.append((likeness * math.sqrt(area / (h * w)), pts, likeness))
+    quads.sort(key=lambda q: q[0], reverse=True)
+    return [(pts, likeness) for _, pts, likeness in quads[:max_quads]]
+
+
+def _angle_gap(a: float, b: float) -> float:
+    d = abs(a - b) % math.pi
+    return min(d, math.pi - d)
 
 
 def find_card(image: np.ndarray) -> CardDetection:

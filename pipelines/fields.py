@@ -121,52 +121,58 @@ class CardFields:
 # --------------------------------------------------------------------------- crops
 
 
-def _ink_mask(gray: np.ndarray) -> np.ndarray:
-    """Dark print against the card's light, patterned background."""
+def _ink_mask(region: np.ndarray) -> np.ndarray:
+    """Black value print against the card's light, patterned background.
+
+    The captions (姓名, 性别 …) are printed in blue: dark enough to pass a brightness test,
+    so colour decides. Values are near-neutral; captions have strong blue chroma.
+    """
+    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
     background = float(np.percentile(gray, 75))
-    threshold = min(background - 45.0, 150.0)
-    return gray < threshold
+    dark = gray < min(background - 45.0, 150.0)
+    pixels = region.astype(np.int16)
+    chroma = pixels.max(axis=2) - pixels.min(axis=2)
+    return dark & (chroma < 60)
+
+
+def _row_runs(inked_rows: np.ndarray, merge_gap: int) -> list[tuple[int, int]]:
+    """Runs of inked rows, with gaps shorter than ``merge_gap`` (a glyph's own gaps) closed."""
+    runs: list[list[int]] = []
+    for y in np.flatnonzero(inked_rows):
+        if runs and y - runs[-1][1] <= merge_gap:
+            runs[-1][1] = int(y) + 1
+        else:
+            runs.append([int(y), int(y) + 1])
+    return [(a, b) for a, b in runs]
 
 
 def _tighten(region: np.ndarray, pad: int = 6) -> np.ndarray | None:
-    """Crop a value region down to its ink, or None when nothing is printed there."""
-    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
-    ink = _ink_mask(gray)
-    rows = np.flatnonzero(ink.sum(axis=1) >= 2)
-    cols = np.flatnonzero(ink.sum(axis=0) >= 1)
-    if rows.size < 6 or cols.size < 6:
+    """Crop a single-line value region to its printed line, or None when nothing is printed.
+
+    Only the tallest band of inked rows is kept: when the rectified card is a little off,
+    the region also catches the edge of the line above or below, which must not be read.
+    """
+    ink = _ink_mask(region)
+    runs = [r for r in _row_runs(ink.sum(axis=1) >= 2, merge_gap=6) if r[1] - r[0] >= 8]
+    if not runs:
         return None
-    y0, y1 = max(0, rows[0] - pad), min(region.shape[0], rows[-1] + pad + 1)
+    y0, y1 = max(runs, key=lambda r: (r[1] - r[0]) * ink[r[0] : r[1]].sum())
+    cols = np.flatnonzero(ink[y0:y1].sum(axis=0) >= 1)
+    if cols.size < 6:
+        return None
+    y0, y1 = max(0, y0 - pad), min(region.shape[0], y1 + pad)
     x0, x1 = max(0, cols[0] - pad), min(region.shape[1], cols[-1] + pad + 1)
     return region[y0:y1, x0:x1]
 
 
 def _split_lines(region: np.ndarray, max_lines: int) -> list[np.ndarray]:
     """Split a multi-line value region at the blank rows between printed lines."""
-    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
-    profile = _ink_mask(gray).sum(axis=1)
-    inked = profile >= max(2, 0.01 * region.shape[1])
-    runs: list[tuple[int, int]] = []
-    start = None
-    for y, on in enumerate(inked):
-        if on and start is None:
-            start = y
-        elif not on and start is not None:
-            runs.append((start, y))
-            start = None
-    if start is not None:
-        runs.append((start, len(inked)))
-    # merge fragments (a line's dots/strokes) closer than a third of a glyph height
-    merged: list[list[int]] = []
-    for a, b in runs:
-        if merged and a - merged[-1][1] < 8:
-            merged[-1][1] = b
-        else:
-            merged.append([a, b])
-    lines = [(a, b) for a, b in merged if b - a >= 10]
-    lines = sorted(lines, key=lambda r: r[1] - r[0], reverse=True)[:max_lines]
+    ink = _ink_mask(region)
+    profile = ink.sum(axis=1)
+    runs = [r for r in _row_runs(profile >= max(2, 0.01 * region.shape[1]), merge_gap=7) if r[1] - r[0] >= 10]
+    runs = sorted(runs, key=lambda r: r[1] - r[0], reverse=True)[:max_lines]
     out = []
-    for a, b in sorted(lines):
+    for a, b in sorted(runs):
         band = region[max(0, a - 5) : min(region.shape[0], b + 5)]
         tight = _tighten(band, pad=5)
         if tight is not None:
@@ -178,7 +184,7 @@ def field_crops(card: np.ndarray, layout: Layout, names: Sequence[str]) -> dict[
     """Line crops per field, in reading order (empty list: nothing printed there)."""
     crops: dict[str, list[np.ndarray]] = {}
     for name in names:
-        region = crop(card, layout.fields[name], pad=4)
+        region = crop(card, layout.fields[name], pad=10)
         if layout.lines.get(name, 1) > 1:
             crops[name] = _split_lines(region, layout.lines[name])
         else:

@@ -126,6 +126,13 @@ def _upright(image: np.ndarray, quad: CardQuad, engine: OcrEngine) -> tuple[Card
     return quad, card, upright
 
 
+def _looks_like_name(text: str) -> bool:
+    """A printed name: 2-20 CJK characters, optionally with middle dots; not a line of prose."""
+    if not 2 <= len(text) <= 20:
+        return False
+    return all(ch == "·" or "\u3400" <= ch <= "\u9fff" or "\U00020000" <= ch <= "\U0003134f" for ch in text)
+
+
 def _digits(text: str) -> int:
     return sum(ch.isdigit() or ch == "X" for ch in text)
 
@@ -141,31 +148,40 @@ def _decide(
     blocking = [r for r in quality.reasons if r in _BLOCKING_QUALITY]
     if blocking:
         return Decision.RETAKE, tuple(blocking)
+    recapture = Reason.RECAPTURE_SUSPECTED in quality.reasons
     name_conf, number_conf = fields.confidence("name"), fields.confidence("id_number")
+    number = fields.value("id_number")
     if (
-        not fields.value("name")
-        or len(fields.value("id_number")) < 15
+        not _looks_like_name(fields.value("name"))
+        or len(number) < 17
         or min(name_conf, number_conf) < settings.min_readable_confidence
     ):
+        # a screen photo is for a person to judge, not something to retake until it reads
+        if recapture:
+            return Decision.REVIEW, (Reason.RECAPTURE_SUSPECTED,)
         return Decision.RETAKE, (Reason.FIELD_UNREADABLE,)
 
+    # Only a read that is itself well-formed is trusted enough to contradict anyone: a
+    # dropped or doubled digit (wrong length) is a misread, not evidence.
+    number_trusted = number_conf >= settings.reject_confidence and len(number) == 18
     reject: list[Reason] = []
-    review: list[Reason] = [r for r in quality.reasons if r == Reason.RECAPTURE_SUSPECTED]
+    review: list[Reason] = [Reason.RECAPTURE_SUSPECTED] if recapture else []
     if not id_check.valid:
-        (reject if number_conf >= settings.reject_confidence else review).append(
-            Reason.INVALID_ID_NUMBER
-            if number_conf >= settings.reject_confidence
-            else Reason.INVALID_ID_NUMBER_LOW_CONFIDENCE
-        )
+        if number_trusted:
+            reject.append(Reason.INVALID_ID_NUMBER)
+        else:
+            review.append(Reason.INVALID_ID_NUMBER_LOW_CONFIDENCE)
     if match is not None:
         if match.number == NumberMatch.MISMATCH:
-            (reject if number_conf >= settings.reject_confidence else review).append(Reason.ID_NUMBER_MISMATCH)
+            # the claim contradicts a valid, confident read: reject; otherwise a person looks
+            (reject if number_trusted and id_check.valid else review).append(Reason.ID_NUMBER_MISMATCH)
         if match.name == NameMatch.NEAR:
             review.append(Reason.NAME_NEAR_MATCH)
         elif match.name == NameMatch.MISMATCH:
             (reject if name_conf >= settings.reject_confidence else review).append(Reason.NAME_MISMATCH)
-    if reject:
+    if reject and not recapture:
         return Decision.REJECT, tuple(reject)
+    review.extend(reject)
 
     review.extend(consistency)
     if IdWarning.UNKNOWN_DIVISION_CODE in id_check.warnings:
