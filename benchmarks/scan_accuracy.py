@@ -101,7 +101,9 @@ def main() -> int:
         # 1. reading, no claim
         plain = scan(image, engine, None)
         if args.calibrate and plain.quality.scores is not None:
-            kinds = [d["kind"] for d in label.get("degradations", [])] or ["clean"]
+            kinds = [
+                f"{d['kind']}-{'severe' if d['severity'] >= 0.5 else 'mild'}" for d in label.get("degradations", [])
+            ] or ["clean"]
             for kind in kinds:
                 calib[kind].append(plain.quality.scores.__dict__)
         if label["side"] == "front" and expected == "accept":
