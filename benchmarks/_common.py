@@ -237,12 +237,18 @@ def fmt_pct(value: float | None) -> str:
     return f"{value * 100:.1f}%"
 
 
+def console():
+    """A rich console: the terminal's width on a terminal, wide enough for any table in a file or pipe."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], caption: str | None = None) -> None:
     """A rich table on stdout; the first column is left-aligned, the rest right-aligned.
 
     Cells are formatted with ``fmt`` unless already strings (which may carry rich markup).
     """
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, caption=caption, show_lines=False)
@@ -250,7 +256,7 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
         table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*(cell if isinstance(cell, str) else fmt(cell) for cell in row))
-    Console(width=max(120, shutil.get_terminal_size((120, 40)).columns)).print(table)
+    console().print(table)
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:

@@ -9,9 +9,12 @@ Targets (the scan-speed issue):
 * peak RSS of a scanning process <= 500 MB.
 
 Every configuration runs in its own subprocess (this file with ``--worker CONFIG``) so its
-peak RSS (``ru_maxrss``) and CPU affinity are its own. Photos are decoded once per image
-outside the timed region (decode time is reported on its own line) and dropped after use,
-so the RSS is that of a process scanning one photo at a time, not of a cache of 60 photos.
+peak RSS (``ru_maxrss``) and CPU affinity are its own. The photos are split into ``--rounds``
+interleaved shares and every configuration runs on one share before any runs on the next, so
+a change in machine load during the run hits all configurations alike (the naive/scan ratio
+is "in the same run"). Photos are decoded once per image outside the timed region (decode
+time is reported on its own line) and dropped after use, so the RSS is that of a process
+scanning one photo at a time, not of a cache of 60 photos.
 
     python benchmarks/scan_speed.py                      # all configs, 60 photos
     python benchmarks/scan_speed.py --quick              # smoke run
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import (
     OUT_DIR,
     ROOT,
+    console,
     current_rss_mb,
     ensure_generated,
     fmt,
@@ -160,17 +164,19 @@ def photo_set(seed: int, count: int, jobs: int) -> Path:
         generated *= 2
 
 
-def run_worker(config: str, directory: Path, count: int, warmup: int) -> dict[str, Any]:
+def run_worker(config: str, directory: Path, count: int, warmup: int, part: int, parts: int) -> dict[str, Any]:
+    """Time one configuration on its share of the photos (every ``parts``-th, from ``part``); raw figures."""
     kind, threads = CONFIGS[config]
     cpus = pin_cpus(threads)  # before numpy / OpenCV / ONNX Runtime size their thread pools
     rss_start = current_rss_mb()
 
-    records = _select(load_labels(directory), count)
+    records = _select(load_labels(directory), count)[part::parts]
     if not records:
-        raise SystemExit(f"no front photos in {directory}")
+        raise SystemExit(f"no readable 1280x960 front photos in {directory}")
     size = FRAME_SIZE if kind == "quality" else PHOTO_SIZE
 
     t0 = time.perf_counter()
+    engine = None
     if kind == "quality":
         from pipelines.card import find_card
         from pipelines.quality import assess
@@ -178,7 +184,6 @@ def run_worker(config: str, directory: Path, count: int, warmup: int) -> dict[st
         def run(image, _record):
             return assess(image, find_card(image))
 
-        engine = None
     else:
         from pipelines.ocr import get_engine
 
@@ -203,88 +208,74 @@ def run_worker(config: str, directory: Path, count: int, warmup: int) -> dict[st
         run(image, record)
 
     load_before = os.getloadavg()[0]
-    latencies: list[float] = []
-    cpu_ms: list[float] = []
-    decode_ms: list[float] = []
-    stages: dict[str, list[float]] = {}
-    decisions: Counter[str] = Counter()
-    agree = id_hits = name_hits = resized = 0
-    misses: list[dict[str, str]] = []
+    raw: dict[str, Any] = {
+        "latencies_ms": [],
+        # process CPU time per image (all threads): wall >> CPU on one thread means the core
+        # was taken away by another process
+        "cpu_ms": [],
+        "decode_ms": [],
+        "stages_ms": {},
+        "outcomes": Counter(),
+        "files": [],
+        "id_ok": [],
+        "name_ok": [],
+        "decision_ok": [],
+        "misses": [],
+    }
+    resized = 0
     for record in records:
         image, dms, was_resized = _load_photo(directory / record["file"], size)
-        decode_ms.append(dms)
+        raw["decode_ms"].append(round(dms, 2))
         resized += was_resized
         start, cpu_start = time.perf_counter(), time.process_time()
         out = run(image, record)
-        latencies.append((time.perf_counter() - start) * 1000)
-        cpu_ms.append((time.process_time() - cpu_start) * 1000)
+        raw["latencies_ms"].append(round((time.perf_counter() - start) * 1000, 2))
+        raw["cpu_ms"].append(round((time.process_time() - cpu_start) * 1000, 2))
+        raw["files"].append(record["file"])
         del image
 
         truth = record.get("fields", {})
         if kind == "quality":
-            decisions["card found" if out.scores is not None else "no card"] += 1
+            raw["outcomes"]["card found" if out.scores is not None else "no card"] += 1
             continue
         if kind == "scan":
             for stage, ms in out.timings_ms.items():
-                stages.setdefault(stage, []).append(ms)
+                raw["stages_ms"].setdefault(stage, []).append(ms)
             decision = str(out.decision)
-            decisions[decision] += 1
-            agree += decision == str(record.get("expected_decision", ""))
+            raw["outcomes"][decision] += 1
+            raw["decision_ok"].append(decision == str(record.get("expected_decision", "")))
             name = out.fields.value("name") if out.fields else ""
             number = out.fields.value("id_number") if out.fields else ""
         else:
             name, number = out
-        id_ok = number == truth.get("id_number")
-        name_ok = name == truth.get("name")
-        id_hits += id_ok
-        name_hits += name_ok
-        if not (id_ok and name_ok) and len(misses) < 10:
-            misses.append({"file": record["file"], "name": name, "id_number": number})
+        raw["id_ok"].append(number == truth.get("id_number"))
+        raw["name_ok"].append(name == truth.get("name"))
+        if not (raw["id_ok"][-1] and raw["name_ok"][-1]):
+            raw["misses"].append({"file": record["file"], "name": name, "id_number": number})
 
-    n = len(latencies)
-    stats = timing_stats(latencies)
-    result: dict[str, Any] = {
-        "config": config,
-        "kind": kind,
-        "threads": threads,
-        "cpus": cpus,
-        "images": n,
-        "size": list(size),
-        "resized_to_size": resized,
-        "warmup": min(warmup, len(records)),
-        "latency": stats,
-        "latencies_ms": [round(x, 2) for x in latencies],
-        # process CPU time per image (all threads): less sensitive than wall time to other
-        # processes on the machine; wall >> CPU on one thread means the core was taken away.
-        "cpu": timing_stats(cpu_ms),
-        "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "images_per_s_per_core": round(1000 / stats["median_ms"] / threads, 2) if n else None,
-        "decode": timing_stats(decode_ms),
-        "load_ms": round(load_ms, 1),
-        "rss_start_mb": rss_start,
-        "rss_after_load_mb": rss_loaded,
-        "peak_rss_mb": peak_rss_mb(),
-        "outcomes": dict(decisions),
-    }
-    if kind == "quality":
-        return result
-    result.update(
-        id_exact=rate(id_hits, n),
-        name_exact=rate(name_hits, n),
-        misses=misses,
+    raw.update(
+        config=config,
+        kind=kind,
+        threads=threads,
+        cpus=cpus,
+        size=list(size),
+        resized_to_size=resized,
+        warmup=min(warmup, len(records)),
+        load_ms=round(load_ms, 1),
+        rss_start_mb=rss_start,
+        rss_after_load_mb=rss_loaded,
+        peak_rss_mb=peak_rss_mb(),
+        loadavg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)],
+        engine=engine.name if engine is not None else None,
     )
-    if kind == "scan":
-        result["stage_median_ms"] = {k: round(median(v), 2) for k, v in stages.items()}
-        result["expected_decision_agreement"] = rate(agree, n)
-    if engine is not None:
-        result["engine"] = engine.name
-    return result
+    return raw
 
 
 # =========================================================================== driver
 
 
-def run_config(config: str, directory: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_part(config: str, directory: Path, args: argparse.Namespace, part: int) -> dict[str, Any]:
+    """One worker subprocess: ``config`` on photo share ``part`` of ``args.rounds``."""
     _, threads = CONFIGS[config]
     env = dict(os.environ)
     # Libraries that read a thread count from the environment get the pinned one.
@@ -303,10 +294,12 @@ def run_config(config: str, directory: Path, args: argparse.Namespace) -> dict[s
         str(args.count),
         "--warmup",
         str(args.warmup),
+        "--part",
+        f"{part}/{args.rounds}",
         "--result",
         str(result_path),
     ]
-    print(f"[{config}] running on {threads} core(s) ...", file=sys.stderr, flush=True)
+    print(f"[round {part + 1}/{args.rounds}] {config} on {threads} core(s) ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, cwd=ROOT, timeout=args.timeout)
@@ -318,6 +311,59 @@ def run_config(config: str, directory: Path, args: argparse.Namespace) -> dict[s
     finally:
         result_path.unlink(missing_ok=True)
     result["wall_s"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def summarize(config: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge the rounds of one configuration into its figures (medians over all photos)."""
+    errors = [p["error"] for p in parts if "error" in p]
+    if errors:
+        return {"config": config, "error": errors[0]}
+    first = parts[0]
+
+    def cat(key: str) -> list:
+        return [x for p in parts for x in p[key]]
+
+    latencies, n = cat("latencies_ms"), len(cat("latencies_ms"))
+    stats = timing_stats(latencies)
+    outcomes: Counter[str] = Counter()
+    stages: dict[str, list[float]] = {}
+    for p in parts:
+        outcomes.update(p["outcomes"])
+        for stage, values in p["stages_ms"].items():
+            stages.setdefault(stage, []).extend(values)
+    result: dict[str, Any] = {
+        "config": config,
+        "kind": first["kind"],
+        "threads": first["threads"],
+        "cpus": first["cpus"],
+        "images": n,
+        "rounds": len(parts),
+        "size": first["size"],
+        "resized_to_size": sum(p["resized_to_size"] for p in parts),
+        "warmup_per_round": first["warmup"],
+        "latency": stats,
+        "images_per_s_per_core": round(1000 / stats["median_ms"] / first["threads"], 2) if n else None,
+        "cpu": timing_stats(cat("cpu_ms")),
+        "decode": timing_stats(cat("decode_ms")),
+        "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
+        "rss_after_load_mb": max(p["rss_after_load_mb"] for p in parts),
+        "load_ms": [p["load_ms"] for p in parts],
+        "loadavg_1m": [p["loadavg_1m"] for p in parts],
+        "wall_s": round(sum(p["wall_s"] for p in parts), 1),
+        "outcomes": dict(outcomes),
+        "engine": first["engine"],
+        "files": cat("files"),
+        "latencies_ms": latencies,
+        "cpu_ms": cat("cpu_ms"),
+    }
+    if first["kind"] != "quality":
+        result["id_exact"] = rate(sum(cat("id_ok")), n)
+        result["name_exact"] = rate(sum(cat("name_ok")), n)
+        result["misses"] = cat("misses")
+    if first["kind"] == "scan":
+        result["stage_median_ms"] = {k: round(median(v), 2) for k, v in stages.items()}
+        result["expected_decision_agreement"] = rate(sum(cat("decision_ok")), n)
     return result
 
 
@@ -403,15 +449,16 @@ def report(results: dict[str, dict], baseline: dict | None, meta: dict[str, Any]
         rows.append(row)
     size = f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} photos, quality on {FRAME_SIZE[0]}x{FRAME_SIZE[1]} frames"
     print_table(
-        f"scan speed — seed {meta['seed']}, {size}",
+        f"scan speed — {meta['set']}, {size}",
         columns,
         rows,
         caption=f"{meta['machine']['cpu']} · load {meta['machine']['loadavg']} · {meta['machine']['git_rev']}",
     )
 
+    loads = {k: [x for pair in r["loadavg_1m"] for x in pair] for k, r in results.items() if "loadavg_1m" in r}
     print(
-        "CPU ms: median process CPU time per image, all threads. Load average (1 min) before/after each config: "
-        + ", ".join(f"{k} {r['loadavg_1m'][0]}/{r['loadavg_1m'][1]}" for k, r in results.items() if "loadavg_1m" in r)
+        "CPU ms: median process CPU time per image, all threads. Load average (1 min) while each config ran: "
+        + ", ".join(f"{k} {min(v):.1f}-{max(v):.1f}" for k, v in loads.items())
     )
     ratio, targets = evaluate(results)
     if ratio is not None:
@@ -423,13 +470,11 @@ def report(results: dict[str, dict], baseline: dict | None, meta: dict[str, Any]
     if decode:
         print(f"JPEG decode (excluded from the timings above): median {median(decode):.1f} ms per 1280x960 photo")
 
-    from rich.console import Console
-
-    console = Console()
+    out = console()
     for t in targets:
         value = t["value"]
         shown = "—" if value is None else f"{value:.1f}{'' if t['unit'] == 'x' else ' '}{t['unit']}"
-        console.print(f"  {_mark(t['ok'])}  {t['target']:<32} measured {shown}")
+        out.print(f"  {_mark(t['ok'])}  {t['target']:<32} measured {shown}")
 
     stage_rows = []
     for name, r in results.items():
@@ -460,23 +505,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path, help="write the results to this JSON file")
     p.add_argument("--baseline", type=Path, help="a JSON file from an earlier --json run to compare medians with")
-    p.add_argument("--quick", action="store_true", help="smoke run: 6 photos, 1 warm-up")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="split the photos into this many interleaved shares and run every config on each share\n"
+        "in turn, so all configs see the same drift in machine load (default 3)",
+    )
+    p.add_argument("--quick", action="store_true", help="smoke run: 6 photos, 1 warm-up, 1 round")
     p.add_argument("--dir", type=Path, help="photo set to use instead of benchmarks/out/speed-<seed>/")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per configuration before giving up")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     # internal: one configuration in this process
     p.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    p.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
-        args.count, args.warmup = min(args.count, 6), min(args.warmup, 1)
+        args.count, args.warmup, args.rounds = min(args.count, 6), min(args.warmup, 1), 1
+    if args.rounds < 1 or args.count < args.rounds:
+        p.error("--rounds must be between 1 and --count")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        result = run_worker(args.worker, args.dir, args.count, args.warmup)
+        part, parts = (int(x) for x in args.part.split("/"))
+        result = run_worker(args.worker, args.dir, args.count, args.warmup, part, parts)
         write_json(args.result, result)
         return 0
 
@@ -506,14 +562,21 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {
         "seed": args.seed,
+        "set": f"{args.dir}" if args.dir else f"seed {args.seed}",
         "count": args.count,
         "warmup": args.warmup,
+        "rounds": args.rounds,
         "photo_dir": str(directory),
         "argv": sys.argv[1:],
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(),
     }
-    results = {c: run_config(c, directory, args) for c in configs}
+    rounds: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    for part in range(args.rounds):
+        for config in configs:
+            if not any("error" in r for r in rounds[config]):
+                rounds[config].append(run_part(config, directory, args, part))
+    results = {c: summarize(c, parts) for c, parts in rounds.items()}
     report(results, baseline, meta)
 
     ratio, targets = evaluate(results)

@@ -22,6 +22,28 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OCR_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Path("./data")
+    # --- persistence -----------------------------------------------------------------
+    # Empty: SQLite (WAL) at {data_dir}/ocr.db. PostgreSQL: postgresql+psycopg://user@host/db
+    database_url: str = ""
+    # --- work queue --------------------------------------------------------------------
+    # Empty: the embedded in-process worker pool. redis://127.0.0.1:6379/0: Celery workers.
+    broker_url: str = ""
+    result_wait_seconds: float = Field(3.0, ge=0, le=60)
+    inprocess_workers: int = Field(2, ge=1, le=32)
+    celery_visibility_timeout: int = 300
+    # --- personal data -----------------------------------------------------------------
+    # base64 of 32 random bytes; when empty the key is read from (or, for the embedded
+    # default, generated into) encryption_key_file.
+    encryption_key: str = ""
+    encryption_key_file: Path | None = None
+    retention_days: int = Field(90, ge=1)
+    # --- the flow ----------------------------------------------------------------------
+    # Failed automatic attempts per subject before manual review (the seeds: "too many").
+    max_failed_attempts: int = Field(5, ge=1, le=50)
+    rate_limit_per_minute_key: int = 600
+    rate_limit_per_minute_subject: int = 30
+    webhook_secret: str = ""
+    webhook_max_retries: int = 5
     ocr_engine: Literal["rapidocr", "paddle"] = "rapidocr"
     # One ONNX Runtime thread per worker process gives the best throughput on small CPUs
     # (benchmarks/scan_speed.py); raise it only for a single-worker, latency-bound setup.
@@ -37,6 +59,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'ocr.db').resolve()}"
+
+    @property
+    def effective_key_file(self) -> Path:
+        return self.encryption_key_file or self.data_dir / "secret.key"
+
     def scan_settings(self) -> ScanSettings:
         return ScanSettings(
             quality=self.quality,
@@ -50,11 +80,19 @@ class Settings(BaseSettings):
         return DecodeLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_pixels)
 
     def public_dump(self) -> dict:
-        """Effective settings for display; anything secret-looking is hidden."""
+        """Effective settings for display: the key and secrets hidden, URL passwords masked."""
         data = self.model_dump(mode="json")
-        return {
-            k: ("***" if any(w in k for w in ("key", "secret", "password", "token")) else v) for k, v in data.items()
-        }
+        for name in ("encryption_key", "webhook_secret"):
+            if data.get(name):
+                data[name] = "***"
+        for name in ("database_url", "broker_url"):
+            url = data.get(name) or ""
+            if "@" in url and "//" in url:
+                scheme, rest = url.split("//", 1)
+                credentials, host = rest.rsplit("@", 1)
+                if ":" in credentials:
+                    data[name] = f"{scheme}//{credentials.split(':', 1)[0]}:***@{host}"
+        return data
 
 
 @lru_cache(maxsize=1)

@@ -72,6 +72,10 @@ class OcrEngine(Protocol):
         """Per text-line crop: (0 or 180, probability) — is the line upright or upside down."""
         ...
 
+    def detect_lines(self, image: np.ndarray) -> list[np.ndarray]:
+        """Text-line quadrilaterals (4x2 float, image pixels) found by the detector alone."""
+        ...
+
 
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
@@ -153,6 +157,7 @@ class RapidOcrEngine:
         self._rapid = RapidOCR(params=params)
         self._rec = self._rapid._load_rec_model()
         self._cls = self._rapid._load_cls_model()
+        self._det = None  # built on first use: only fallbacks and the naive baseline need it
         # ONNX Runtime sessions are safe to share, RapidOCR's pre/post-processing state is not
         # documented as such; one lock keeps a shared engine correct under threads.
         self._lock = threading.Lock()
@@ -171,6 +176,23 @@ class RapidOcrEngine:
         with self._lock:
             out = self._cls(list(crops))
         return [(180 if "180" in label else 0, float(score)) for label, score in out.cls_res]
+
+    def detect_lines(self, image: np.ndarray) -> list[np.ndarray]:
+        with self._lock:
+            if self._det is None:
+                import copy
+
+                from rapidocr.ch_ppocr_det import TextDetector
+
+                self._rapid._load_det_model()  # fills in the engine config on cfg.Det
+                cfg = copy.deepcopy(self._rapid.cfg.Det)
+                # RapidOCR's default scales the SHORT side up to 736 px; a card-finding pass
+                # only needs the line layout, so cap the LONG side instead (~4x fewer pixels).
+                cfg.limit_type = "max"
+                cfg.limit_side_len = 640
+                self._det = TextDetector(cfg)
+            out = self._det(image)
+        return [] if out.boxes is None else [np.asarray(box, np.float32) for box in out.boxes]
 
     def read_page(self, image: np.ndarray) -> list[DetectedText]:
         with self._lock:
