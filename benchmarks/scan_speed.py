@@ -178,11 +178,10 @@ def run_worker(config: str, directory: Path, count: int, warmup: int, part: int,
     t0 = time.perf_counter()
     engine = None
     if kind == "quality":
-        from pipelines.card import find_card
-        from pipelines.quality import assess
+        from pipelines.quality import check_frame
 
         def run(image, _record):
-            return assess(image, find_card(image))
+            return check_frame(image)
 
     else:
         from pipelines.ocr import get_engine

@@ -30,6 +30,7 @@ CANONICAL_SIZE = (round(CARD_MM[0] * PX_PER_MM), round(CARD_MM[1] * PX_PER_MM)) 
 # Detection works on a copy whose longer side is this many pixels: enough for corners
 # within 2 % of the card diagonal, small enough for a <15 ms quality check on 640x480.
 _DETECT_LONG_SIDE = 640
+_LIVE_LONG_SIDE = 480
 
 Point = tuple[float, float]
 
@@ -196,26 +197,23 @@ def _quad_aspect(quad: np.ndarray) -> float:
     return max(a, b) / max(min(a, b), 1e-6)
 
 
-def _edge_maps(small: np.ndarray) -> list[np.ndarray]:
+def _edge_maps(gray: np.ndarray, sat: np.ndarray) -> list[np.ndarray]:
     """Edge maps that between them catch a card on dark, busy and light backgrounds."""
-    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    sat = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[:, :, 1]
     kernel = np.ones((5, 5), np.uint8)
-    maps = []
     blurred = cv2.GaussianBlur(gray, (5, 5), 0)
     median = float(np.median(blurred))
-    maps.append(cv2.Canny(blurred, max(10, 0.5 * median), min(200, max(30, 1.2 * median))))
-    # light card on a light desk: only a faint edge and a soft shadow separate them
-    maps.append(cv2.Canny(cv2.GaussianBlur(gray, (7, 7), 0), 8, 24))
-    maps.append(cv2.Canny(cv2.GaussianBlur(sat, (5, 5), 0), 15, 45))
+    maps = [
+        cv2.Canny(blurred, max(10, 0.5 * median), min(200, max(30, 1.2 * median))),
+        # light card on a light desk: only a faint edge and a soft shadow separate them
+        cv2.Canny(cv2.GaussianBlur(gray, (7, 7), 0), 8, 24),
+        cv2.Canny(cv2.GaussianBlur(sat, (5, 5), 0), 15, 45),
+    ]
     return [cv2.morphologyEx(m, cv2.MORPH_CLOSE, kernel) for m in maps]
 
 
-def _whiteness_mask(small: np.ndarray) -> np.ndarray:
+def _whiteness_mask(hsv: np.ndarray) -> np.ndarray:
     """The card is light and nearly colourless; on dark or coloured desks that alone finds it."""
-    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
-    score = hsv[:, :, 2].astype(np.int16) - hsv[:, :, 1].astype(np.int16)
-    score = np.clip(score, 0, 255).astype(np.uint8)
+    score = cv2.subtract(hsv[:, :, 2], hsv[:, :, 1])
     _, mask = cv2.threshold(cv2.GaussianBlur(score, (5, 5), 0), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
 
@@ -278,17 +276,21 @@ def _quad_from_hull(hull: np.ndarray) -> np.ndarray | None:
     return box
 
 
-def _candidates(small: np.ndarray) -> list[_Candidate]:
+def _candidates(small: np.ndarray, thorough: bool = True) -> list[_Candidate]:
     h, w = small.shape[:2]
     frame_area = float(h * w)
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
     contours: list[np.ndarray] = []
-    for edges in _edge_maps(small):
+    for edges in _edge_maps(gray, hsv[:, :, 1]):
         contours.extend(cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)[0])
-    contours.extend(cv2.findContours(_whiteness_mask(small), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0])
+    contours.extend(cv2.findContours(_whiteness_mask(hsv), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0])
     border = 3
     geometric: list[tuple[float, np.ndarray, np.ndarray, float, bool]] = []
     for contour in contours:
+        _, _, bw, bh = cv2.boundingRect(contour)
+        if bw * bh < 0.02 * frame_area:  # cheap reject before the hull: most contours are glyphs
+            continue
         hull = cv2.convexHull(contour)
         hull_area = cv2.contourArea(hull)
         if hull_area < 0.02 * frame_area or hull_area > 0.97 * frame_area:
@@ -329,7 +331,7 @@ def _candidates(small: np.ndarray) -> list[_Candidate]:
         candidate = _verify(gray, _refine_with_edges(quad, contour), likeness, touches)
         if candidate is not None:
             found.append(candidate)
-    if not any(c.agreement >= 0.3 and not c.clipped for c in found):
+    if thorough and not any(c.agreement >= 0.3 and not c.clipped for c in found):
         # A card on paper or on a light desk: its outline rarely closes into one contour
         # (print touches it, the edge fades), but its four sides are still straight lines.
         # Four lines can also frame a block of printed paper, so these need a card's aspect
@@ -382,7 +384,7 @@ def _line_quads(gray: np.ndarray, max_quads: int = 40) -> list[tuple[np.ndarray,
         if any(_angle_gap(theta, t) < math.radians(3) and abs(rho - r) < 6 for t, r, _, _ in lines):
             continue
         lines.append((theta, rho, np.array([x1, y1]), np.array([math.cos(theta), math.sin(theta)])))
-        if len(lines) >= 24:
+        if len(lines) >= 20:
             break
     min_gap = 0.08 * min(h, w)
     pairs = [
@@ -391,9 +393,14 @@ def _line_quads(gray: np.ndarray, max_quads: int = 40) -> list[tuple[np.ndarray,
         for j in range(i + 1, len(lines))
         if _angle_gap(lines[i][0], lines[j][0]) < math.radians(14) and abs(lines[i][1] - lines[j][1]) > min_gap
     ]
+    gaps = {pair: abs(lines[pair[0]][1] - lines[pair[1]][1]) for pair in pairs}
     quads: list[tuple[float, np.ndarray, float]] = []
     for pi, (a, b) in enumerate(pairs):
         for c, d in pairs[pi + 1 :]:
+            # the two pairs' separations are the card's width and height: skip other shapes early
+            ratio = gaps[(a, b)] / gaps[(c, d)]
+            if not (1.15 <= ratio <= 3.3 or 1 / 3.3 <= ratio <= 1 / 1.15):
+                continue
             if _angle_gap(lines[a][0], lines[c][0]) < math.radians(55):
                 continue
             corners = []
@@ -430,14 +437,18 @@ def _angle_gap(a: float, b: float) -> float:
     return min(d, math.pi - d)
 
 
-def find_card(image: np.ndarray) -> CardDetection:
-    """Locate the card's quadrilateral in a BGR photo."""
+def find_card(image: np.ndarray, thorough: bool = True) -> CardDetection:
+    """Locate the card's quadrilateral in a BGR photo.
+
+    ``thorough=False`` is the live framing check: a smaller working copy and no straight-line
+    search for cards whose outline does not close (that search costs up to ~60 ms).
+    """
     h, w = image.shape[:2]
-    scale = min(1.0, _DETECT_LONG_SIDE / max(h, w))
+    scale = min(1.0, (_DETECT_LONG_SIDE if thorough else _LIVE_LONG_SIDE) / max(h, w))
     small = (
         cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
     )
-    candidates = _candidates(small)
+    candidates = _candidates(small, thorough)
     if candidates:
         best = candidates[0]
         corners = _canonical_start(best.quad) / scale

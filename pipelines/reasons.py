@@ -44,6 +44,15 @@ class Reason(StrEnum):
     INVALID_ID_NUMBER = "invalid_id_number"
 
 
+class CaseReason(StrEnum):
+    """Why a verification case (not a photo) went where it went; set by the service."""
+
+    TOO_MANY_ATTEMPTS = "too_many_attempts"  # failed automatic attempts reached the limit
+    MANUAL_METHOD = "manual_method"  # the applicant chose manual review
+    DOCUMENT_TYPE_MANUAL = "document_type_manual"  # only resident ID cards are read automatically
+    SCAN_NEEDS_REVIEW = "scan_needs_review"  # the scan decided "review"
+
+
 class ImageErrorCode(StrEnum):
     EMPTY_FILE = "empty_file"
     FILE_TOO_LARGE = "file_too_large"
@@ -88,6 +97,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     Reason.ID_NUMBER_MISMATCH: ("证件号码与填写的不一致", "ID number read differs from the claim"),
     Reason.NAME_MISMATCH: ("姓名与填写的不一致", "name read differs from the claim"),
     Reason.INVALID_ID_NUMBER: ("证件号码无效", "ID number fails GB 11643 validation"),
+    CaseReason.TOO_MANY_ATTEMPTS: (
+        "自动识别失败次数过多，已转人工审核，请耐心等待",
+        "too many failed automatic attempts; sent to manual review",
+    ),
+    CaseReason.MANUAL_METHOD: ("已提交人工审核，请耐心等待", "manual review chosen"),
+    CaseReason.DOCUMENT_TYPE_MANUAL: ("该证件类型需人工审核，请耐心等待", "document type is reviewed manually"),
+    CaseReason.SCAN_NEEDS_REVIEW: ("已转人工审核，请耐心等待", "the scan asked for a person to look"),
     ImageErrorCode.EMPTY_FILE: ("上传的文件为空", "the file is empty"),
     ImageErrorCode.FILE_TOO_LARGE: ("文件过大，请上传20MB以内的照片", "the file exceeds the size limit"),
     ImageErrorCode.NOT_AN_IMAGE: ("文件不是图片，请上传JPG或PNG照片", "the file is not an image"),

@@ -10,6 +10,7 @@ anything uncertain goes to a person; only a clean, consistent, matching read is 
 from __future__ import annotations
 
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -165,6 +166,14 @@ def _locate_by_number_line(image: np.ndarray, engine: OcrEngine) -> CardDetectio
     return CardDetection(best[1], (w, h), "number_line", round(best[0], 3), False)
 
 
+def _looks_like_number(raw: str) -> bool:
+    """What the number region printed: digits (and X), perhaps with its caption; not prose."""
+    text = unicodedata.normalize("NFKC", raw).replace(" ", "")
+    for caption in ("公民身份号码", "公民身份证号码"):
+        text = text.replace(caption, "")
+    return bool(text) and all(ch.isdigit() or ch in "Xx" for ch in text)
+
+
 def _digits(text: str) -> int:
     return sum(ch.isdigit() or ch == "X" for ch in text)
 
@@ -185,6 +194,7 @@ def _decide(
     number = fields.value("id_number")
     if (
         not _looks_like_name(fields.value("name"))
+        or not _looks_like_number(fields.fields["id_number"].raw)
         or len(number) < 17
         or min(name_conf, number_conf) < settings.min_readable_confidence
     ):
@@ -326,6 +336,10 @@ def scan(
             confident_char_threshold=settings.confident_char_threshold,
         )
     decision, reasons = _decide(quality, fields, id_check, consistency, match, settings)
+    if detection.method == "number_line" and reasons == (Reason.FIELD_UNREADABLE,):
+        # the fallback's only evidence of a card was one text line: with nothing readable
+        # where the card's fields should be, there most likely is no card
+        reasons = (Reason.NO_CARD,)
     lap("decide", t)
     timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
     return ScanResult(

@@ -88,7 +88,8 @@ def test_an_18_digit_number_on_paper_without_a_card_is_never_read_as_an_id(engin
     result = scan(photo, engine, None)
     assert result.decision == Decision.RETAKE
     assert Reason.NO_CARD in result.reasons
-    assert result.id_check is None
+    read_number = result.fields.value("id_number") if result.fields else ""
+    assert len(read_number) < 15
 
 
 def render_photo(identity, seed=300):
