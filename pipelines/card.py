@@ -362,6 +362,8 @@ def _verify(gray: np.ndarray, quad: np.ndarray, likeness: float, touches: bool) 
     # covering half of it or more, which a card held that close rarely does.
     if agreement < 0.23 or (touches and area_share > 0.45 and agreement < 0.4):
         return None
+    if _max_corner_skew(quad) > 40:  # even a card tilted 55 degrees keeps its corners near square
+        return None
     # a card that runs off the frame is still the card, but a whole-frame texture is not
     score = agreement * likeness * math.sqrt(area_share) * (0.6 if touches else 1.0)
     return _Candidate(quad=quad, score=score, likeness=likeness, clipped=touches, agreement=agreement)
@@ -430,6 +432,15 @@ def _line_quads(gray: np.ndarray, max_quads: int = 40) -> list[tuple[np.ndarray,
             quads.append((likeness * math.sqrt(area / (h * w)), pts, likeness))
     quads.sort(key=lambda q: q[0], reverse=True)
     return [(pts, likeness) for _, pts, likeness in quads[:max_quads]]
+
+
+def _max_corner_skew(quad: np.ndarray) -> float:
+    worst = 0.0
+    for i in range(4):
+        v1, v2 = quad[i - 1] - quad[i], quad[(i + 1) % 4] - quad[i]
+        cos = float(np.dot(v1, v2) / (np.linalg.norm(v1) * np.linalg.norm(v2) + 1e-9))
+        worst = max(worst, abs(90.0 - math.degrees(math.acos(max(-1.0, min(1.0, cos))))))
+    return worst
 
 
 def _angle_gap(a: float, b: float) -> float:

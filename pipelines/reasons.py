@@ -51,6 +51,7 @@ class CaseReason(StrEnum):
     MANUAL_METHOD = "manual_method"  # the applicant chose manual review
     DOCUMENT_TYPE_MANUAL = "document_type_manual"  # only resident ID cards are read automatically
     SCAN_NEEDS_REVIEW = "scan_needs_review"  # the scan decided "review"
+    SCAN_FAILED = "scan_failed"  # the stored photo could not be scanned (purged, damaged): a person looks
 
 
 class ImageErrorCode(StrEnum):
@@ -104,6 +105,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     CaseReason.MANUAL_METHOD: ("已提交人工审核，请耐心等待", "manual review chosen"),
     CaseReason.DOCUMENT_TYPE_MANUAL: ("该证件类型需人工审核，请耐心等待", "document type is reviewed manually"),
     CaseReason.SCAN_NEEDS_REVIEW: ("已转人工审核，请耐心等待", "the scan asked for a person to look"),
+    CaseReason.SCAN_FAILED: ("已转人工审核，请耐心等待", "the photo could not be scanned"),
     ImageErrorCode.EMPTY_FILE: ("上传的文件为空", "the file is empty"),
     ImageErrorCode.FILE_TOO_LARGE: ("文件过大，请上传20MB以内的照片", "the file exceeds the size limit"),
     ImageErrorCode.NOT_AN_IMAGE: ("文件不是图片，请上传JPG或PNG照片", "the file is not an image"),

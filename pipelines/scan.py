@@ -70,6 +70,9 @@ class ScanSettings:
     # Per-character confidence under which a one-character name difference goes to review.
     confident_char_threshold: float = 0.95
     expected_side: CardSide = CardSide.FRONT
+    # The address decides nothing (the identity handed to consumers has no address) and its
+    # up to three lines are ~40 % of recognition time; a deployment may skip it.
+    read_address: bool = True
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ _BLOCKING_QUALITY = frozenset(
         Reason.STRONG_TILT,
     }
 )
+# What decisions need; the address is read too unless ScanSettings.read_address is off.
+_DECISION_FIELDS = tuple(name for name in FRONT_FIELDS if name != "address")
+_GEOMETRIC_DOUBT = frozenset({Reason.STRONG_TILT, Reason.CARD_PARTLY_OUTSIDE})
 _BACK_TITLE = "居民身份证"
 _BACK_COUNTRY = "中华人民共和国"
 
@@ -139,7 +145,8 @@ def _looks_like_name(text: str) -> bool:
 def _locate_by_number_line(image: np.ndarray, engine: OcrEngine) -> CardDetection | None:
     """Fallback when no outline was found: anchor the layout on the longest text lines.
 
-    Costs one text-detection pass (~85 ms at 640 px), so it only runs when geometry failed.
+    Costs one text-detection pass (~85 ms at 640 px) and a few number-region reads, so it
+    only runs when geometry failed.
     Each long line is tried as the number line in both directions; the layout check keeps
     the placement where print falls where a card puts it (paper lines rarely do).
     """
@@ -152,18 +159,25 @@ def _locate_by_number_line(image: np.ndarray, engine: OcrEngine) -> CardDetectio
         return float(np.linalg.norm(b[1] - b[0]))
 
     lines = [b / scale for b in boxes if length(b) > 8 * max(float(np.linalg.norm(b[3] - b[0])), 1.0)]
-    best: tuple[float, CardQuad] | None = None
+    placements: list[tuple[float, CardQuad]] = []
     for box in sorted(lines, key=length, reverse=True)[:5]:
         for quad in quads_from_number_line(box):
             corners = np.array(quad.corners)
             if (corners < -2).any() or (corners[:, 0] > w + 1).any() or (corners[:, 1] > h + 1).any():
                 continue  # a placement running off the frame is more often a line of paper
             agreement = quad_agreement(image, quad)
-            if agreement >= 0.3 and (best is None or agreement > best[0]):
-                best = (agreement, quad)
-    if best is None:
-        return None
-    return CardDetection(best[1], (w, h), "number_line", round(best[0], 3), False)
+            if agreement >= 0.3:
+                placements.append((agreement, quad))
+    # Any long line (the birth or address line too) implies a card-shaped placement, so the
+    # best few are checked the direct way: does their number region read as a number?
+    front = load_layout("front")
+    for agreement, quad in sorted(placements, key=lambda p: p[0], reverse=True)[:3]:
+        card = rectify(image, quad)
+        for view in (card, cv2.rotate(card, cv2.ROTATE_180)):
+            (read,) = engine.recognize([crop(view, front.fields["id_number"], pad=10)])
+            if _looks_like_number(read.text) and len(clean_id_number(read.text)) >= 17:
+                return CardDetection(quad, (w, h), "number_line", round(agreement, 3), False)
+    return None
 
 
 def _looks_like_number(raw: str) -> bool:
@@ -231,7 +245,16 @@ def _decide(
     sex, ethnicity = fields.value("sex"), fields.value("ethnicity")
     if sex not in ("男", "女") or ethnicity not in ETHNICITIES:
         review.append(Reason.UNUSUAL_FIELD_VALUE)
-    checked = ("name", "id_number", "sex", "ethnicity", "birth")
+    # A field is confirmed by something independent of its own confidence score: the number
+    # by its check character and the claim, the name by equalling the claim exactly (rare
+    # characters read right still score 0.75-0.9), birth date and sex by agreeing with the
+    # number. Only what nothing confirms must clear the confidence bar.
+    confirmed = {"sex", "birth"}
+    if match is not None and match.name == NameMatch.EXACT:
+        confirmed.add("name")
+    if id_check.valid and match is not None and match.number == NumberMatch.EXACT:
+        confirmed.add("id_number")
+    checked = [name for name in ("name", "id_number", "sex", "ethnicity", "birth") if name not in confirmed]
     if any(fields.confidence(name) < settings.min_field_confidence for name in checked):
         review.append(Reason.LOW_CONFIDENCE_FIELD)
     if review:
@@ -273,23 +296,37 @@ def scan(
     detection = CardDetection(quad, detection.frame_size, detection.method, detection.card_likeness, detection.clipped)
     t = lap("orient", t)
     quality = assess(image, detection, settings.quality, card=card)
+    if _GEOMETRIC_DOUBT & set(quality.reasons) and detection.method == "contour" and hasattr(engine, "detect_lines"):
+        # A "tilted" or "cut off" outline is sometimes the wrong outline (a white card on white
+        # paper); before asking for a retake, let the number line give a second opinion.
+        second = _locate_by_number_line(image, engine)
+        if second is not None:
+            quad, card, _ = _upright(image, second.quad, engine)
+            detection = CardDetection(quad, second.frame_size, second.method, second.card_likeness, second.clipped)
+            quality = assess(image, detection, settings.quality, card=card)
     t = lap("quality", t)
 
     front, back = load_layout("front"), load_layout("back")
-    crops = field_crops(card, front, FRONT_FIELDS)
-    title = crop(card, back.regions["title_document"])
-    crops["_back_title"] = [title]
-    reads = read_regions(engine, crops)
+    crops = field_crops(card, front, FRONT_FIELDS if settings.read_address else _DECISION_FIELDS)
+    # The number line first: when it reads as a number this is a portrait side and the
+    # back-side check (one more recognition) is skipped, which is the common case.
+    reads = read_regions(engine, {"id_number": crops.pop("id_number")})
+    number_text = "".join(text for text, _ in reads["id_number"])
+    looks_back = False
+    if not (_looks_like_number(number_text) and len(clean_id_number(number_text)) >= 17):
+        probe = read_regions(engine, {"title": [crop(card, back.regions["title_document"])], "name": crops.pop("name")})
+        reads["name"] = probe["name"]
+        title_text = probe["title"][0][0]
+        name_text = "".join(text for text, _ in probe["name"])
+        # The back's title lines sit where the front has its name and ethnicity/photo; its
+        # validity line (16 digits) sits where the number is, so digits alone cannot tell.
+        looks_back = (
+            fuzz.partial_ratio(_BACK_TITLE, title_text) >= 60 or fuzz.partial_ratio(_BACK_COUNTRY, name_text) >= 70
+        ) and len(clean_id_number(number_text)) != 18
+    if not looks_back:
+        reads.update(read_regions(engine, crops))
     t = lap("read", t)
 
-    title_text = reads.pop("_back_title")[0][0]
-    number_text = "".join(text for text, _ in reads.get("id_number", []))
-    name_text = "".join(text for text, _ in reads.get("name", []))
-    # The back's title lines sit where the front has its name and ethnicity/photo; the
-    # validity line (16 digits) sits where the number is, so digits alone cannot tell.
-    looks_back = (
-        fuzz.partial_ratio(_BACK_TITLE, title_text) >= 60 or fuzz.partial_ratio(_BACK_COUNTRY, name_text) >= 70
-    ) and len(clean_id_number(number_text)) != 18
     if looks_back:
         back_fields = back_fields_from_reads(read_regions(engine, field_crops(card, back, BACK_FIELDS)))
         t = lap("read_back", t)

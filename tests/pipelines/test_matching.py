@@ -256,3 +256,8 @@ def test_match_claim_never_raises_and_reasons_follow_the_outcome(claim, read, co
     assert (Reason.NAME_NEAR_MATCH in result.reasons) == (result.name is NameMatch.NEAR)
     if result.name is NameMatch.EXACT:
         assert result.name_distance == 0
+
+
+def test_traditional_forms_of_common_name_characters_match_the_simplified_claim():
+    result = match_claim("黄悦", "11010519491231002X", "黃悅", 0.99, "11010519491231002X")
+    assert result.name == NameMatch.EXACT
