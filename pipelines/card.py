@@ -448,11 +448,12 @@ def _angle_gap(a: float, b: float) -> float:
     return min(d, math.pi - d)
 
 
-def find_card(image: np.ndarray, thorough: bool = True) -> CardDetection:
+def find_card(image: np.ndarray, thorough: bool = True, exclude: CardQuad | None = None) -> CardDetection:
     """Locate the card's quadrilateral in a BGR photo.
 
     ``thorough=False`` is the live framing check: a smaller working copy and no straight-line
     search for cards whose outline does not close (that search costs up to ~60 ms).
+    ``exclude``: find another card than this one (both sides copied onto one page).
     """
     h, w = image.shape[:2]
     scale = min(1.0, (_DETECT_LONG_SIDE if thorough else _LIVE_LONG_SIDE) / max(h, w))
@@ -460,13 +461,16 @@ def find_card(image: np.ndarray, thorough: bool = True) -> CardDetection:
         cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
     )
     candidates = _candidates(small, thorough)
+    if exclude is not None:
+        taken = np.array(exclude.corners, np.float32) * scale
+        candidates = [c for c in candidates if cv2.pointPolygonTest(taken, c.quad.mean(axis=0).tolist(), False) < 0]
     if candidates:
         best = candidates[0]
         corners = _canonical_start(best.quad) / scale
         quad = CardQuad(tuple((float(x), float(y)) for x, y in corners))  # type: ignore[arg-type]
         return CardDetection(quad, (w, h), "contour", round(best.likeness, 3), best.clipped)
     aspect = max(w, h) / min(w, h)
-    if 1.35 <= aspect <= 1.85:
+    if exclude is None and 1.35 <= aspect <= 1.85:
         # A flat crop of the card itself (scanner output, a mock-up): its edges are the frame's.
         corners = _canonical_start(np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32))
         quad = CardQuad(tuple((float(x), float(y)) for x, y in corners))  # type: ignore[arg-type]

@@ -268,8 +268,12 @@ def scan(
     claim: Claim | None = None,
     settings: ScanSettings = ScanSettings(),
     today: date | None = None,
+    detection: CardDetection | None = None,
 ) -> ScanResult:
-    """Run every stage on one BGR photo and decide."""
+    """Run every stage on one BGR photo and decide.
+
+    ``detection`` skips the card search (a location already known, e.g. from the live check).
+    """
     timings: dict[str, float] = {}
     digest = manifest_digest(engine.models)
     t0 = time.perf_counter()
@@ -279,7 +283,9 @@ def scan(
         timings[name] = round((now - since) * 1000, 1)
         return now
 
-    detection = find_card(image)
+    searched = detection is None
+    if detection is None:
+        detection = find_card(image)
     if detection.quad is None and hasattr(engine, "detect_lines"):
         detection = _locate_by_number_line(image, engine) or detection
     t = lap("detect", t0)
@@ -337,6 +343,12 @@ def scan(
                 decision, reasons = Decision.REVIEW, (Reason.LOW_CONFIDENCE_FIELD,)
         else:
             decision, reasons = Decision.RETAKE, (Reason.WRONG_SIDE,)
+            # photocopies and scans often show both sides: look for a second card
+            other = find_card(image, exclude=detection.quad) if searched else None
+            if other is not None and other.quad is not None:
+                alternative = scan(image, engine, claim, settings, today, detection=other)
+                if alternative.side == CardSide.FRONT:
+                    return alternative
         return ScanResult(
             decision, reasons, CardSide.BACK, detection, quality, back_fields, None, None, timings, models_digest=digest
         )
