@@ -1,0 +1,227 @@
+"""ocr_service.auth: keys are issued once, stored hashed, revocable, and scopes are enforced on routes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated
+
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+from typer.testing import CliRunner
+
+from ocr_service.auth import (
+    AdminKey,
+    ApiKey,
+    ClientKey,
+    Scope,
+    authenticate,
+    create_api_key,
+    require_scope,
+    revoke_api_key,
+)
+from ocr_service.db import Database, session_scope
+from ocr_service.errors import install_error_handlers
+
+
+def test_a_created_key_authenticates_and_carries_its_scopes(database: Database):
+    with session_scope(database) as session:
+        key, secret = create_api_key(session, "mini-program", [Scope.CLIENT, "identity:full"], "https://cb.example/")
+    with database.session() as session:
+        found = authenticate(session, secret)
+        assert found is not None and found.id == key.id
+        assert found.scope_set == {"client", "identity:full"}
+        assert found.has_scope(Scope.IDENTITY_FULL) and not found.has_scope(Scope.ADMIN)
+        assert found.callback_url == "https://cb.example/"
+
+
+def test_the_secret_is_a_prefixed_random_token_shown_only_by_its_first_characters(database: Database):
+    with session_scope(database) as session:
+        key, secret = create_api_key(session, "k", ["client"])
+        _, other_secret = create_api_key(session, "k2", ["client"])
+    assert secret.startswith("ocr_") and len(secret) == 4 + 43
+    assert secret != other_secret
+    assert key.key_prefix == secret[:8]
+
+
+def test_only_the_hash_of_the_secret_is_stored(database: Database):
+    with session_scope(database) as session:
+        key, secret = create_api_key(session, "k", ["client"])
+    with database.engine.connect() as connection:
+        row = connection.execute(text("SELECT * FROM api_keys WHERE id = :id"), {"id": key.id}).mappings().one()
+    assert row["key_hash"] == hashlib.sha256(secret.encode()).hexdigest()
+    assert not any(secret in str(value) for value in row.values())
+
+
+def test_a_revoked_key_no_longer_authenticates(database: Database):
+    with session_scope(database) as session:
+        key, secret = create_api_key(session, "k", ["client"])
+    with session_scope(database) as session:
+        revoked = revoke_api_key(session, key.id)
+        first_revocation = revoked.revoked_at
+    with session_scope(database) as session:
+        assert authenticate(session, secret) is None
+        assert revoke_api_key(session, key.id).revoked_at == first_revocation
+        assert revoke_api_key(session, "no-such-key") is None
+
+
+@pytest.mark.parametrize("secret", ["", None, "ocr_wrong", "x" * 10_000])
+def test_unknown_or_malformed_secrets_do_not_authenticate(database: Database, secret):
+    with session_scope(database) as session:
+        create_api_key(session, "k", ["client"])
+        assert authenticate(session, secret) is None
+
+
+def test_unknown_scopes_and_empty_names_are_refused(database: Database):
+    with session_scope(database) as session:
+        with pytest.raises(ValueError, match="unknown scope"):
+            create_api_key(session, "k", ["superuser"])
+        with pytest.raises(ValueError, match="at least one scope"):
+            create_api_key(session, "k", [])
+        with pytest.raises(ValueError, match="name"):
+            create_api_key(session, "  ", ["client"])
+
+
+# --- the FastAPI dependencies --------------------------------------------------------------------
+
+# several scopes: the key must hold all of them
+FullIdentityKey = Annotated[ApiKey, Depends(require_scope(Scope.CLIENT, Scope.IDENTITY_FULL))]
+
+
+@pytest.fixture
+def api(database: Database):
+    """A tiny app with the service's error handlers and one route per scope rule, plus its keys."""
+    app = FastAPI()
+    install_error_handlers(app)
+    app.state.db = database
+
+    @app.get("/client")
+    def client_route(key: ClientKey) -> dict:
+        return {"key_id": key.id}
+
+    @app.get("/admin")
+    def admin_route(key: AdminKey) -> dict:
+        return {"key_id": key.id}
+
+    @app.get("/full-identity")
+    def full_identity_route(key: FullIdentityKey) -> dict:
+        return {"key_id": key.id}
+
+    with session_scope(database) as session:
+        secrets = {
+            "client": create_api_key(session, "client", ["client"])[1],
+            "full": create_api_key(session, "full", ["client", "identity:full"])[1],
+            "admin": create_api_key(session, "admin", ["admin"])[1],
+            "revoked": create_api_key(session, "revoked", ["client", "admin"])[1],
+        }
+        revoke_api_key(session, authenticate(session, secrets["revoked"]).id)
+    return TestClient(app), secrets
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_a_request_without_a_key_gets_401_in_the_service_error_shape(api):
+    client, _ = api
+    response = client.get("/client")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.json()["error"]["message_zh"]
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_valid_key_is_accepted_as_bearer_token_or_x_api_key_header(api):
+    client, secrets = api
+    assert client.get("/client", headers=bearer(secrets["client"])).status_code == 200
+    assert client.get("/client", headers={"X-API-Key": secrets["client"]}).status_code == 200
+
+
+def test_a_wrong_or_revoked_key_gets_401(api):
+    client, secrets = api
+    assert client.get("/client", headers=bearer("ocr_" + "A" * 43)).status_code == 401
+    assert client.get("/client", headers=bearer(secrets["revoked"])).status_code == 401
+    assert client.get("/admin", headers={"X-API-Key": secrets["revoked"]}).status_code == 401
+
+
+def test_a_key_without_the_route_scope_gets_403_naming_the_missing_scope(api):
+    client, secrets = api
+    response = client.get("/admin", headers=bearer(secrets["client"]))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert response.json()["error"]["details"] == {"missing_scopes": ["admin"]}
+    # admin is not a superset of client
+    assert client.get("/client", headers=bearer(secrets["admin"])).status_code == 403
+
+
+def test_a_route_needing_several_scopes_wants_all_of_them(api):
+    client, secrets = api
+    assert client.get("/full-identity", headers=bearer(secrets["client"])).status_code == 403
+    response = client.get("/full-identity", headers=bearer(secrets["full"]))
+    assert response.status_code == 200
+
+
+def test_the_openapi_document_declares_both_ways_to_send_a_key(api):
+    client, _ = api
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert {"HTTPBearer", "APIKeyHeader"} <= set(schemes)
+
+
+# --- the keys commands ---------------------------------------------------------------------------
+
+
+def test_keys_create_prints_the_secret_once_and_keys_list_never_shows_it(cli_settings):
+    from ocr_service.cli import app
+
+    runner = CliRunner()
+    created = runner.invoke(
+        app, ["keys", "create", "--name", "mini-program", "--scope", "client", "--scope", "identity:full"]
+    )
+    assert created.exit_code == 0, created.output
+    out = json.loads(created.stdout)
+    assert out["secret"].startswith("ocr_") and out["key_prefix"] == out["secret"][:8]
+    assert out["scopes"] == ["client", "identity:full"]
+
+    listed = runner.invoke(app, ["keys", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "mini-program" in listed.stdout and out["id"] in listed.stdout
+    assert out["secret"] not in listed.stdout
+    assert hashlib.sha256(out["secret"].encode()).hexdigest() not in listed.stdout
+
+    database = Database.from_settings(cli_settings)
+    try:
+        with database.session() as session:
+            assert authenticate(session, out["secret"]).name == "mini-program"
+    finally:
+        database.dispose()
+
+
+def test_keys_revoke_stops_the_key_and_an_unknown_id_is_an_error(cli_settings):
+    from ocr_service.cli import app
+
+    runner = CliRunner()
+    out = json.loads(runner.invoke(app, ["keys", "create", "--name", "k", "--scope", "client"]).stdout)
+    revoked = runner.invoke(app, ["keys", "revoke", out["id"]])
+    assert revoked.exit_code == 0, revoked.output
+    assert json.loads(revoked.stdout)["revoked_at"]
+    listed = [json.loads(line) for line in runner.invoke(app, ["keys", "list", "--json"]).stdout.splitlines()]
+    assert listed[0]["revoked_at"] == json.loads(revoked.stdout)["revoked_at"]
+    assert runner.invoke(app, ["keys", "revoke", "no-such-id"]).exit_code == 1
+
+    database = Database.from_settings(cli_settings)
+    try:
+        with database.session() as session:
+            assert authenticate(session, out["secret"]) is None
+            assert session.scalars(select(ApiKey.revoked_at)).one() is not None
+    finally:
+        database.dispose()
+
+
+def test_keys_create_refuses_an_unknown_scope(cli_settings):
+    from ocr_service.cli import app
+
+    result = CliRunner().invoke(app, ["keys", "create", "--name", "k", "--scope", "root"])
+    assert result.exit_code != 0
+    assert "unknown scope" in result.output
