@@ -203,7 +203,13 @@ def _error_code(response) -> str:
 
 
 def run_client(
-    base_url: str, secret: str, samples: list[Sample], deadline: float, stats: ClientStats, seed: int
+    base_url: str,
+    secret: str,
+    samples: list[Sample],
+    deadline: float,
+    stats: ClientStats,
+    seed: int,
+    poll_interval: float,
 ) -> None:
     import httpx
 
@@ -247,7 +253,7 @@ def run_client(
                 body = response.json()
                 decision = body.get("decision")
                 while decision is None and body.get("attempt_status") in ("queued", "running"):
-                    time.sleep(0.25)
+                    time.sleep(poll_interval)
                     poll = http.get(f"/v1/verifications/{verification_id}")
                     stats.codes[f"poll {poll.status_code}"] += 1
                     if poll.status_code != 200:
@@ -358,7 +364,11 @@ def run_mode(mode: str, args: argparse.Namespace, samples: list[Sample], workers
         started = time.monotonic()
         deadline = started + args.duration
         threads = [
-            threading.Thread(target=run_client, args=(base_url, secret, samples, deadline, s, i), daemon=True)
+            threading.Thread(
+                target=run_client,
+                args=(base_url, secret, samples, deadline, s, i, args.poll_interval),
+                daemon=True,
+            )
             for i, s in enumerate(stats)
         ]
         for t in threads:
@@ -422,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--inprocess-workers", type=int, default=2, help="scan threads (embedded mode)")
     parser.add_argument("--result-wait", type=float, default=3.0, help="OCR_RESULT_WAIT_SECONDS for serve")
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between status polls after a 202")
     parser.add_argument("--samples", type=int, default=8, help="distinct sample photos to upload")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir, logs and PostgreSQL database")
@@ -473,7 +484,10 @@ def main(argv: list[str] | None = None) -> int:
             "accepted / attempts / lost / dup",
         ],
         rows,
-        caption="cycle = create + upload + poll until decided; req/s counts every HTTP request (polls included)",
+        caption=(
+            "cycle = create + upload + poll until decided; req/s counts every HTTP request (polls included); "
+            f"{machine_info()['cpus_available']} CPUs, load average {os.getloadavg()[0]:.1f} at the end"
+        ),
     )
     out = write_json(
         args.out, {"machine": machine_info(), "args": vars(args) | {"out": str(args.out)}, "results": results}
