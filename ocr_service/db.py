@@ -114,6 +114,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     ``postgresql://`` and ``postgres://`` are taken to mean psycopg 3 (the driver we ship).
     """
     parsed = make_url(url)
+    # SQL error texts would otherwise carry bound parameters (ciphertexts, subject ids) into
+    # logs and Celery retry messages.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
