@@ -334,7 +334,7 @@ def _upgrade_engine(engine: Engine) -> None:
             from alembic.runtime.migration import MigrationContext
 
             before = MigrationContext.configure(connection).get_current_heads()
-            command.upgrade(alembic_config(connection), "head")
+            command.upgrade(alembic_config(connection), "heads")  # feature branches may add parallel heads
             connection.commit()
             after = MigrationContext.configure(connection).get_current_heads()
             if before != after:
