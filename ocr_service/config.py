@@ -30,7 +30,14 @@ class Settings(BaseSettings):
     broker_url: str = ""
     result_wait_seconds: float = Field(3.0, ge=0, le=60)
     inprocess_workers: int = Field(2, ge=1, le=32)
-    celery_visibility_timeout: int = 300
+    # Seconds a started scan may stay unacknowledged before Redis hands it to another worker.
+    # A scan takes about a second, so 300 s never re-delivers a live task, and a worker that
+    # died mid-scan has its message redelivered within about 6 minutes.
+    celery_visibility_timeout: int = Field(300, ge=1)
+    # Prepended to every Redis key of the queue (kombu ``global_keyprefix``), so several
+    # deployments -- or concurrent test runs -- can share one Redis database without seeing
+    # each other's tasks. Empty: plain queue names (``live``, ``batch``).
+    broker_key_prefix: str = ""
     # --- personal data -----------------------------------------------------------------
     # base64 of 32 random bytes; when empty the key is read from (or, for the embedded
     # default, generated into) encryption_key_file.
@@ -44,6 +51,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute_subject: int = 30
     webhook_secret: str = ""
     webhook_max_retries: int = 5
+    # First retry delay for a failed callback; doubles per retry (1+2+4+8+16 s over 5 retries
+    # rides out a receiver restart without holding events for long).
+    webhook_backoff_seconds: float = Field(1.0, ge=0)
     ocr_engine: Literal["rapidocr", "paddle"] = "rapidocr"
     # One ONNX Runtime thread per worker process gives the best throughput on small CPUs
     # (benchmarks/scan_speed.py); raise it only for a single-worker, latency-bound setup.
@@ -96,5 +106,23 @@ class Settings(BaseSettings):
 
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def _settings_from_environment() -> Settings:
     return Settings()
+
+
+_process_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """This process's settings: the ones ``create_app`` installed, else read from the environment once."""
+    return _process_settings or _settings_from_environment()
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Install (or, with None, forget) the process-wide settings, like ``db.set_database``.
+
+    ``create_app(settings)`` calls it so that code off the request path (the in-process scan
+    pool, webhooks) runs with the same settings as the app that queued the work.
+    """
+    global _process_settings
+    _process_settings = settings

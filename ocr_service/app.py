@@ -1,0 +1,263 @@
+"""The FastAPI application factory: ``create_app(settings) -> FastAPI``.
+
+Everything a request needs is built once here and kept on ``app.state`` (and installed as the
+process-wide default, so the in-process scan pool and webhooks use the same objects): the
+database (migrated on start for the embedded SQLite default), the cipher, the encrypted blob
+store, the warmed OCR engine and the rate limiter. ``uvicorn --factory ocr_service.app:create_app``
+builds one per worker process.
+
+Around every request: a request id (``X-Request-ID``, echoed), one structured access-log line
+(method, route template, status, duration; never query strings, bodies or path values, which
+may carry personal data), Prometheus request metrics by route template, and a body-size limit
+that answers 413 before reading more than ``max_upload_bytes`` plus form overhead.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ocr_service import metrics, webhooks
+from ocr_service.config import Settings, get_settings, set_settings
+from ocr_service.crypto import Cipher, set_cipher
+from ocr_service.db import Database, set_database
+from ocr_service.errors import error_body, image_error, install_error_handlers, internal_error
+from ocr_service.logs import configure_logging
+from ocr_service.ratelimit import build_rate_limiter
+from ocr_service.storage import LocalBlobStore, set_blob_store
+from ocr_service.verification.routes import router as verification_router
+from ocr_service.verification.schemas import HealthOut
+from pipelines.reasons import ImageErrorCode
+
+log = structlog.get_logger("ocr_service.access")
+
+# Multipart framing and the small form fields around the photo (boundaries, headers, side).
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+class BodySizeLimitMiddleware:
+    """413 ``file_too_large`` without reading the body when Content-Length is over the limit,
+    and as soon as a chunked body passes it (the handler's partial answer is replaced)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        received = 0
+        overflowed = False
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, overflowed
+            if overflowed:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    overflowed = True
+                    return {"type": "http.disconnect"}  # the app stops reading; we answer below
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            if overflowed:
+                return  # whatever the app makes of a cut-off body, the answer is 413
+            response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not overflowed:
+                raise
+        if overflowed and not response_started:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        error = image_error(ImageErrorCode.FILE_TOO_LARGE, {"max_bytes": self.max_bytes - FORM_OVERHEAD_BYTES})
+        response = JSONResponse(error.to_body(), status_code=413, headers={"Connection": "close"})
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class RequestContextMiddleware:
+    """Request id, one access-log line and the request metrics for every HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        # only a short token of safe characters is echoed back; anything else gets a fresh id
+        request_id = incoming if 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_code = 500
+
+        status_code_sent = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status_code, status_code_sent
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                status_code_sent = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                # Answered here rather than re-raised: Starlette's outer error middleware would
+                # hand the exception to the server, which logs its message and traceback.
+                if status_code_sent:
+                    return
+                response = internal_error(exc, getattr(scope.get("route"), "path", None), request_id)
+                await response(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            metrics.REQUESTS.labels(route=template, method=method, status=str(status_code)).inc()
+            metrics.REQUEST_SECONDS.labels(route=template, method=method).observe(elapsed)
+            state = scope.get("state", {})
+            log.info(
+                "request",
+                method=method,
+                route=template,
+                status=status_code,
+                duration_ms=round(elapsed * 1000, 1),
+                client_key=state.get("client_key_prefix"),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app and everything it shares; install them process-wide for off-request work."""
+    settings = settings or get_settings()
+    set_settings(settings)
+    # uvicorn's worker processes are fresh interpreters: the CLI's logging setup is not inherited
+    configure_logging(settings.log_level, settings.log_json)
+    database = Database.from_settings(settings)
+    if database.backend == "sqlite":
+        # The embedded default migrates itself; a shared PostgreSQL is migrated once by
+        # `ocr-service serve` / `db upgrade`, not by whichever web worker starts first.
+        database.upgrade()
+    set_database(database)
+    cipher = Cipher.from_settings(settings)
+    set_cipher(cipher)
+    set_blob_store(LocalBlobStore.from_settings(settings, cipher))
+    webhooks.configure_sender(settings.webhook_max_retries, settings.webhook_backoff_seconds)
+
+    from pipelines.ocr import get_engine
+
+    app = build_api(settings)
+    app.state.db = database
+    app.state.cipher = cipher
+    app.state.engine = get_engine(settings.ocr_engine, settings.ocr_threads, warm=True)
+    app.state.rate_limiter = build_rate_limiter(settings.broker_url)
+    return app
+
+
+def build_api(settings: Settings) -> FastAPI:
+    """Routes, middleware and error handlers without the resources: what OpenAPI is made from."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ocr_service.jobs import dispatch
+
+        # attempts a crashed predecessor left queued/running are submitted again, now and periodically
+        sweeper = dispatch.start_requeue_sweeper(settings)
+        try:
+            yield
+        finally:
+            sweeper.stop()
+            dispatch.shutdown(wait=True)
+
+    app = FastAPI(
+        title="ID-document OCR verification service",
+        version="1.0.0",
+        summary="Real-name verification: scan a resident ID card, or send any document to manual review.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(RequestContextMiddleware)  # added last: outermost, so it sees 413s too
+    app.include_router(verification_router)
+    _add_operational_routes(app)
+    return app
+
+
+def openapi_schema() -> dict:
+    """The OpenAPI document (``ocr-service openapi``); needs no database, key or models."""
+    return build_api(Settings()).openapi()
+
+
+def _add_operational_routes(app: FastAPI) -> None:
+    @app.get("/healthz", response_model=HealthOut, tags=["operations"], summary="The process is up")
+    def healthz() -> HealthOut:
+        return HealthOut(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=HealthOut,
+        tags=["operations"],
+        summary="Ready for traffic: database, broker (when configured), OCR models",
+        responses={503: {"description": "Not ready; details.checks says what failed."}},
+    )
+    def readyz(request: Request) -> HealthOut | JSONResponse:
+        state = request.app.state
+        checks: dict[str, str] = {}
+        try:
+            state.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        if state.settings.broker_url:
+            checks["broker"] = "ok" if _broker_ping(state.settings.broker_url) else "error: unreachable"
+        checks["models"] = "ok" if getattr(state, "engine", None) is not None else "error: not loaded"
+        if all(value == "ok" for value in checks.values()):
+            return HealthOut(status="ok", checks=checks)
+        body = error_body("not_ready", "the service is not ready", "服务暂不可用，请稍后再试", {"checks": checks})
+        return JSONResponse(body, status_code=503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _broker_ping(url: str) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False

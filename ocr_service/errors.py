@@ -1,0 +1,163 @@
+"""The one error-response shape and the exception handlers that produce it.
+
+Every error the service answers with, whatever raised it, looks like::
+
+    {"error": {"code": "file_too_large", "message": "the file exceeds the size limit",
+               "message_zh": "文件过大，请上传20MB以内的照片", "details": {}}}
+
+``code`` is a stable string clients branch on; ``message`` is English for operators;
+``message_zh`` is what the mini-program may show the applicant (``null`` when there is
+nothing useful to tell them). Unexpected exceptions are logged by type and request id
+only: their text may carry personal data (an SQL parameter, an OCR read).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipelines.reasons import MESSAGES, ImageErrorCode
+
+log = structlog.get_logger(__name__)
+
+
+class ApiError(Exception):
+    """An error the API answers with on purpose: a stable code, an HTTP status, messages."""
+
+    def __init__(
+        self,
+        code: str,
+        status: int,
+        message: str,
+        message_zh: str | None = None,
+        details: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+        self.message_zh = message_zh
+        self.details = details or {}
+        # extra response headers (Retry-After for 429); not part of the constructor contract
+        self.headers: dict[str, str] = {}
+
+    def to_body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.message_zh, self.details)
+
+
+def error_body(code: str, message: str, message_zh: str | None = None, details: dict | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "message_zh": message_zh, "details": details or {}}}
+
+
+# Image errors via HTTP. The pipeline's decoder says *what* is wrong; the status says *whose*
+# move it is. 413/415 have exact HTTP meanings. The rest are well-formed multipart requests
+# whose file content cannot be used, which is 422 (unprocessable content) rather than 400
+# (malformed request): the client sent what it meant to, the photo is the problem.
+IMAGE_ERROR_STATUS: dict[ImageErrorCode, int] = {
+    ImageErrorCode.EMPTY_FILE: 422,
+    ImageErrorCode.FILE_TOO_LARGE: 413,
+    ImageErrorCode.NOT_AN_IMAGE: 422,
+    ImageErrorCode.UNSUPPORTED_FORMAT: 415,
+    ImageErrorCode.TRUNCATED_IMAGE: 422,
+    ImageErrorCode.TOO_MANY_PIXELS: 422,
+    ImageErrorCode.IMAGE_TOO_SMALL: 422,
+    ImageErrorCode.UNREADABLE_FILE: 422,
+}
+
+
+def image_error(code: ImageErrorCode | str, details: dict | None = None) -> ApiError:
+    """An ApiError for an image the decoder (or the size limit) refused."""
+    code = ImageErrorCode(code)
+    zh, en = MESSAGES[code]
+    return ApiError(code.value, IMAGE_ERROR_STATUS[code], en, zh, details)
+
+
+# Codes for plain HTTPExceptions (raised by FastAPI/Starlette themselves: 404 route, 405).
+_HTTP_CODES: dict[int, tuple[str, str | None]] = {
+    400: ("bad_request", "请求格式错误"),
+    401: ("unauthorized", "未授权，请提供有效的API密钥"),
+    403: ("forbidden", "无权访问"),
+    404: ("not_found", "资源不存在"),
+    405: ("method_not_allowed", None),
+    409: ("conflict", None),
+    413: (ImageErrorCode.FILE_TOO_LARGE.value, MESSAGES[ImageErrorCode.FILE_TOO_LARGE][0]),
+    429: ("rate_limited", "请求过于频繁，请稍后再试"),
+}
+
+
+async def _api_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.to_body(), status_code=exc.status, headers=exc.headers or None)
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only locations and messages: pydantic's "input" would echo what was sent (a claim number).
+    problems = [
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
+        for error in exc.errors()
+    ]
+    body = error_body("validation_error", "the request is invalid", "请求参数有误", {"errors": problems})
+    return JSONResponse(body, status_code=422)
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code, zh = _HTTP_CODES.get(exc.status_code, (_phrase_code(exc.status_code), None))
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return JSONResponse(error_body(code, message, zh), status_code=exc.status_code, headers=exc.headers)
+
+
+def internal_error(exc: BaseException, route: str | None, request_id: str | None) -> JSONResponse:
+    """The 500 answer, and the one log line about it.
+
+    Only the exception's type: its message or a traceback's locals may hold an ID number (an
+    SQL parameter, an OCR read). The type, the route and the request id are enough to find it.
+    """
+    log.error("unhandled_error", error_type=type(exc).__name__, route=route, request_id=request_id)
+    body = error_body("internal_error", "internal server error", "服务器内部错误，请稍后再试")
+    return JSONResponse(body, status_code=500)
+
+
+async def _unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    route = getattr(request.scope.get("route"), "path", None)
+    return internal_error(exc, route, getattr(request.state, "request_id", None))
+
+
+def _phrase_code(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "http_error"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(Exception, _unexpected_error_handler)
+
+
+# Shared constructors for the non-image errors in the design's table.
+def not_found(what: str = "resource") -> ApiError:
+    return ApiError("not_found", 404, f"{what} not found", "资源不存在")
+
+
+def illegal_transition(current: str, action: str) -> ApiError:
+    return ApiError(
+        "illegal_transition",
+        409,
+        f"cannot {action} while the verification is {current}",
+        "当前状态不允许此操作",
+        {"current_status": current, "action": action},
+    )

@@ -1,0 +1,194 @@
+"""HTTP routes of the applicant-side flow: thin (parse, call ``service``, return a schema).
+
+Authentication and the per-key rate limit come from ``Client``; the per-subject limit is
+applied where a subject is known (creating a case, uploading to one). Uploads answer 200 with
+the scan's decision when it finishes within ``result_wait_seconds``, else 202 with
+``status_url`` (and ``Location``) to poll.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from ocr_service.auth import ClientKey, Scope
+from ocr_service.config import Settings
+from ocr_service.db import SessionDep
+from ocr_service.errors import ApiError
+from ocr_service.jobs import dispatch
+from ocr_service.ratelimit import enforce
+from ocr_service.verification import service
+from ocr_service.verification.models import ApiKey, ImageSide
+from ocr_service.verification.schemas import (
+    ErrorOut,
+    IdentityOut,
+    QualityOut,
+    UploadOut,
+    VerificationCreate,
+    VerificationOut,
+)
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def _client_within_limit(request: Request, client: ClientKey, settings: SettingsDep) -> ApiKey:
+    request.state.client_key_prefix = client.key_prefix  # for the access log (a plain string)
+    enforce(request.app.state.rate_limiter, "key", client.id, settings.rate_limit_per_minute_key)
+    return client
+
+
+# The caller's key (scope ``client``), already counted against its per-minute limit.
+Client = Annotated[ApiKey, Depends(_client_within_limit)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Repeat an upload safely: the same key for the same verification and photo returns the "
+        "first answer; the same key for anything else is 409 duplicate_request.",
+    ),
+]
+
+
+def _limit_subject(request: Request, client: ApiKey, subject_id: str, settings: Settings) -> None:
+    enforce(
+        request.app.state.rate_limiter, "subject", f"{client.id}:{subject_id}", settings.rate_limit_per_minute_subject
+    )
+
+
+def _errors(*codes: int) -> dict[int | str, dict]:
+    return {code: {"model": ErrorOut} for code in (401, 403, 429, *codes)}
+
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post(
+    "/quality",
+    response_model=QualityOut,
+    tags=["capture"],
+    summary="Check one camera frame's capture quality (nothing is stored)",
+    responses=_errors(413, 415, 422),
+)
+def check_quality(
+    client: Client, settings: SettingsDep, image: Annotated[UploadFile, File(description="One camera frame.")]
+) -> QualityOut:
+    """Fast framing feedback for the camera screen: is the card in the frame, sharp, free of glare.
+
+    Reasons carry the Chinese prompt to show (请将身份证放入框内, 画面模糊，请保持稳定, …);
+    ``corners`` are in frame pixels so the app can draw the detected outline.
+    """
+    return service.check_quality(image.file.read(), settings)
+
+
+@router.post(
+    "/verifications",
+    response_model=VerificationOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["verifications"],
+    summary="Start a verification for a subject",
+    responses=_errors(409, 422),
+)
+def create_verification(
+    request: Request, body: VerificationCreate, client: Client, session: SessionDep, settings: SettingsDep
+) -> VerificationOut:
+    """A new case waiting for photos. ``subject_id`` is the client application's id of the applicant."""
+    _limit_subject(request, client, body.subject_id, settings)
+    verification = service.create_verification(session, client, body)
+    return service.verification_view(session, verification, settings)
+
+
+@router.get(
+    "/verifications/{verification_id}",
+    response_model=VerificationOut,
+    tags=["verifications"],
+    summary="A verification's status, attempts and reasons",
+    responses=_errors(404),
+)
+def get_verification(
+    verification_id: str, client: Client, session: SessionDep, settings: SettingsDep
+) -> VerificationOut:
+    return service.verification_view(session, service.get_verification(session, client, verification_id), settings)
+
+
+@router.post(
+    "/verifications/{verification_id}/images",
+    response_model=UploadOut,
+    tags=["verifications"],
+    summary="Upload a photo of the document",
+    responses={
+        202: {"model": UploadOut, "description": "Accepted; the scan did not finish in time. Poll status_url."},
+        **_errors(404, 409, 413, 415, 422, 503),
+    },
+)
+async def upload_image(
+    request: Request,
+    response: Response,
+    verification_id: str,
+    client: Client,
+    session: SessionDep,
+    settings: SettingsDep,
+    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP photo of the document.")],
+    side: Annotated[ImageSide, Form(description="The side asked for (next_action).")] = ImageSide.FRONT,
+    idempotency_key: IdempotencyKey = None,
+) -> UploadOut:
+    """Automatic resident ID: the photo is scanned and the answer carries the decision, reasons and
+    attempts left. Manual method and other documents: the photos go to the manual-review queue."""
+    verification = await run_in_threadpool(service.get_verification, session, client, verification_id)
+    _limit_subject(request, client, verification.subject_id, settings)
+    data = await image.read()
+    ticket = await run_in_threadpool(
+        service.submit_image, session, client, verification_id, side, data, idempotency_key, settings
+    )
+    if ticket.needs_scan:
+        try:
+            await run_in_threadpool(dispatch.submit, ticket.attempt_id, settings)
+        except dispatch.BrokerUnavailable:
+            # The attempt is stored as queued; the worker's stale sweep will pick it up.
+            raise ApiError(
+                "queue_unavailable",
+                503,
+                "the scan queue is unavailable; the photo is stored and will be scanned later",
+                "系统繁忙，照片已保存，请稍后查看结果",
+                {"verification_id": ticket.verification_id, "attempt_id": ticket.attempt_id},
+            ) from None
+    status_url = str(request.url_for("get_verification", verification_id=ticket.verification_id).path)
+    finished = await service.await_attempt(ticket.attempt_id, settings.result_wait_seconds, request.app.state.db)
+    if not finished:
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = status_url
+    return await run_in_threadpool(service.upload_view, session, ticket, settings, status_url)
+
+
+@router.post(
+    "/verifications/{verification_id}/withdraw",
+    response_model=VerificationOut,
+    tags=["verifications"],
+    summary="Withdraw a verification waiting for manual review",
+    responses=_errors(404, 409),
+)
+def withdraw_verification(
+    verification_id: str, client: Client, session: SessionDep, settings: SettingsDep
+) -> VerificationOut:
+    """Only while ``in_review``; afterwards the applicant starts a new (automatic) verification."""
+    verification = service.withdraw(session, client, verification_id, settings)
+    return service.verification_view(session, verification, settings)
+
+
+@router.get(
+    "/subjects/{subject_id}/identity",
+    response_model=IdentityOut,
+    tags=["identities"],
+    summary="The identity a subject verified",
+    responses=_errors(404),
+)
+def get_identity(subject_id: str, client: Client, session: SessionDep) -> IdentityOut:
+    """The document number is masked (420106********1234) unless the key has the ``identity:full`` scope."""
+    return service.get_identity(session, client, subject_id, full_number=client.has_scope(Scope.IDENTITY_FULL))

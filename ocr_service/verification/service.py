@@ -1,0 +1,881 @@
+"""Verification cases: the only code that writes the verification tables.
+
+Owns the state machine (``ALLOWED_TRANSITIONS``), the per-subject limit on failed automatic
+attempts, idempotent uploads, the scan of one attempt (``process_attempt``, run by a worker
+or the in-process pool) and the verified identity that a successful scan leaves behind.
+
+Every status change goes through ``_transition``: a compare-and-set UPDATE on the status the
+caller read (so two racing requests cannot both move a case), a ``StatusEvent`` row, and a
+webhook queued for after the commit. Functions take a session and plain arguments; the ones
+called from routes commit what they write before they return.
+
+Personal data: claim and read numbers are stored encrypted (``crypto.Cipher``, associated
+data naming the row) with a blind index for equality lookups; scan results keep the number
+masked; nothing here logs a name or a number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+
+import structlog
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ocr_service import metrics, webhooks
+from ocr_service.config import Settings, get_settings
+from ocr_service.crypto import get_cipher
+from ocr_service.db import Database, get_database, utcnow
+from ocr_service.errors import ApiError, illegal_transition, image_error, not_found
+from ocr_service.logs import mask_id_number
+from ocr_service.report import scan_result_json
+from ocr_service.storage import get_blob_store
+from ocr_service.verification.models import (
+    ApiKey,
+    Attempt,
+    AttemptStatus,
+    DocumentType,
+    IdempotencyRecord,
+    ImageSide,
+    Method,
+    StatusEvent,
+    StoredImage,
+    Verification,
+    VerificationStatus,
+    VerifiedIdentity,
+    new_id,
+)
+from ocr_service.verification.schemas import (
+    AttemptOut,
+    ClaimOut,
+    IdentityOut,
+    NextAction,
+    QualityOut,
+    QualityScoresOut,
+    StatusEventOut,
+    UploadOut,
+    VerificationCreate,
+    VerificationOut,
+    reasons_out,
+)
+from pipelines.decode import DecodedImage, ImageDecodeError, decode_image
+from pipelines.idnumber import normalize_id_number, validate_id_number
+from pipelines.reasons import CaseReason, Decision
+
+log = structlog.get_logger(__name__)
+
+S = VerificationStatus
+
+# The state machine (docs/service-design.md). Anything else is 409 illegal_transition.
+ALLOWED_TRANSITIONS: frozenset[tuple[VerificationStatus, VerificationStatus]] = frozenset(
+    {
+        (S.AWAITING_IMAGES, S.PROCESSING),  # upload, automatic resident ID
+        (S.AWAITING_IMAGES, S.IN_REVIEW),  # upload, manual / other document / attempts exhausted
+        (S.PROCESSING, S.VERIFIED),  # scan accept
+        (S.PROCESSING, S.RETAKE),  # scan retake or reject (a failed attempt)
+        (S.PROCESSING, S.IN_REVIEW),  # scan review, too many failures, or the scan could not run
+        (S.RETAKE, S.PROCESSING),  # upload again
+        (S.RETAKE, S.IN_REVIEW),  # attempts exhausted
+        (S.IN_REVIEW, S.WITHDRAWN),  # the applicant withdraws
+        (S.IN_REVIEW, S.VERIFIED),  # reviewer approves (issue 4)
+        (S.IN_REVIEW, S.REJECTED),  # reviewer rejects (issue 4)
+    }
+)
+FINAL_STATUSES = frozenset({S.VERIFIED, S.REJECTED, S.WITHDRAWN})
+FAILED_DECISIONS = (Decision.RETAKE, Decision.REJECT)
+
+# Which photos a case needs before it can be decided. The automatic path reads the portrait
+# side only (name and number are printed there); a reviewer wants both sides of a two-sided card.
+_REQUIRED_SIDES: dict[tuple[DocumentType, Method], tuple[ImageSide, ...]] = {
+    (DocumentType.RESIDENT_ID, Method.AUTO): (ImageSide.FRONT,),
+    (DocumentType.RESIDENT_ID, Method.MANUAL): (ImageSide.FRONT, ImageSide.BACK),
+    (DocumentType.HK_MACAU_PERMIT, Method.MANUAL): (ImageSide.FRONT, ImageSide.BACK),
+    (DocumentType.TAIWAN_PERMIT, Method.MANUAL): (ImageSide.FRONT, ImageSide.BACK),
+}
+# SQLite has no row locks; a scan marked running longer than this was started by a process
+# that died (a scan takes about a second), so a resubmission may take it over.
+STALE_RUNNING_AFTER = timedelta(minutes=2)
+
+_CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+}
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _claim_aad(verification_id: str) -> bytes:
+    return b"verifications.claim_number:" + verification_id.encode()
+
+
+def _read_aad(attempt_id: str) -> bytes:
+    return b"attempts.read_number:" + attempt_id.encode()
+
+
+def _identity_aad(identity_id: str) -> bytes:
+    return b"verified_identities.number:" + identity_id.encode()
+
+
+def _image_aad(verification_id: str) -> bytes:
+    return b"stored_images:" + verification_id.encode()
+
+
+def normalize_document_number(document_type: DocumentType, number: str) -> str:
+    if document_type == DocumentType.RESIDENT_ID:
+        return normalize_id_number(number)
+    return "".join(unicodedata.normalize("NFKC", number).split()).upper()
+
+
+def requires_manual_review(verification: Verification) -> bool:
+    """Only a resident ID card on the automatic path is scanned; everything else goes to a person."""
+    return not (verification.method == Method.AUTO and verification.document_type == DocumentType.RESIDENT_ID)
+
+
+def required_sides(verification: Verification) -> tuple[ImageSide, ...]:
+    return _REQUIRED_SIDES.get((verification.document_type, verification.method), (ImageSide.FRONT,))
+
+
+def failed_attempts(session: Session, client_key_id: str, subject_id: str) -> int:
+    """Failed automatic attempts (retake or reject) of one subject, over all its verifications."""
+    return (
+        session.scalar(
+            select(func.count(Attempt.id))
+            .join(Verification, Verification.id == Attempt.verification_id)
+            .where(
+                Verification.client_key_id == client_key_id,
+                Verification.subject_id == subject_id,
+                Attempt.decision.in_(FAILED_DECISIONS),
+            )
+        )
+        or 0
+    )
+
+
+def _transition(
+    session: Session,
+    verification: Verification,
+    to: VerificationStatus,
+    *,
+    action: str,
+    actor: str,
+    reason: str | None = None,
+    settings: Settings | None = None,
+) -> None:
+    """Move a case to ``to``: compare-and-set on the status read, history row, webhook after commit."""
+    current = verification.status
+    if (current, to) not in ALLOWED_TRANSITIONS:
+        raise illegal_transition(current.value, action)
+    now = utcnow()
+    moved = session.execute(
+        update(Verification)
+        .where(Verification.id == verification.id, Verification.status == current)
+        .values(status=to, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not moved:  # another request moved it first
+        session.refresh(verification)
+        raise illegal_transition(verification.status.value, action)
+    verification.status = to
+    verification.updated_at = now
+    if to in FINAL_STATUSES:
+        verification.decided_at = now
+    session.add(
+        StatusEvent(verification_id=verification.id, from_status=current, to_status=to, reason=reason, actor=actor)
+    )
+    _queue_status_webhook(session, verification, to, settings or get_settings())
+
+
+def _queue_status_webhook(
+    session: Session, verification: Verification, status: VerificationStatus, settings: Settings
+) -> None:
+    client = session.get(ApiKey, verification.client_key_id)
+    if client is None or not client.callback_url:
+        return
+    event = webhooks.status_changed_event(
+        verification.id, verification.subject_id, status.value, list(verification.decision_reasons or [])
+    )
+    webhooks.queue_event(session, client.callback_url, settings.webhook_secret, event)
+
+
+def _owned(session: Session, client: ApiKey, verification_id: str) -> Verification:
+    """The client's own verification; another client's id is indistinguishable from a missing one."""
+    stmt = select(Verification).where(Verification.id == verification_id, Verification.client_key_id == client.id)
+    verification = session.scalar(stmt)
+    if verification is None:
+        raise not_found("verification")
+    return verification
+
+
+# --- quality ---------------------------------------------------------------------------------
+
+
+def _decode(data: bytes, settings: Settings) -> DecodedImage:
+    try:
+        return decode_image(data, settings.decode_limits())
+    except ImageDecodeError as exc:
+        log.info("image_rejected", code=exc.code.value, detail=exc.detail)
+        raise image_error(exc.code) from None
+
+
+def check_quality(data: bytes, settings: Settings) -> QualityOut:
+    """The live framing check: card geometry and capture quality, no OCR, nothing stored."""
+    from pipelines.card import find_card
+    from pipelines.quality import assess
+
+    started = time.perf_counter()
+    frame = _decode(data, settings).image
+    detection = find_card(frame)
+    report = assess(frame, detection, settings.quality)
+    metrics.QUALITY_CHECKS.labels(ok=str(report.ok).lower()).inc()
+    h, w = frame.shape[:2]
+    return QualityOut(
+        ok=report.ok,
+        reasons=reasons_out([r.value for r in report.reasons]),
+        corners=detection.quad.as_lists() if detection.quad else None,
+        frame_size=(w, h),
+        scores=QualityScoresOut(**asdict(report.scores)) if report.scores else None,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+
+
+# --- creating and reading cases ---------------------------------------------------------------
+
+
+def create_verification(session: Session, client: ApiKey, data: VerificationCreate) -> Verification:
+    """A new case in ``awaiting_images``. The claim number is checked, encrypted and indexed."""
+    cipher = get_cipher()
+    number = normalize_document_number(data.document_type, data.claim.document_number)
+    if data.document_type == DocumentType.RESIDENT_ID:
+        check = validate_id_number(number)
+        if not check.valid:
+            raise ApiError(
+                "validation_error",
+                422,
+                "the claimed resident ID number is not valid",
+                "身份证号码格式不正确，请检查后重新填写",
+                {
+                    "errors": [
+                        {"loc": ["body", "claim", "document_number"], "problems": [p.value for p in check.problems]}
+                    ]
+                },
+            )
+    pending = session.scalar(
+        select(Verification).where(
+            Verification.client_key_id == client.id,
+            Verification.subject_id == data.subject_id,
+            Verification.status.in_((S.IN_REVIEW, S.PROCESSING)),
+        )
+    )
+    if pending is not None:
+        # The product: a pending manual request is withdrawn before the applicant starts again.
+        raise ApiError(
+            "verification_pending",
+            409,
+            f"the subject already has a verification in {pending.status.value}; withdraw it first",
+            "已有正在处理的认证申请，请先撤回后再重新认证",
+            {"verification_id": pending.id, "current_status": pending.status.value},
+        )
+    verification = Verification(
+        id=new_id(),
+        client_key_id=client.id,
+        subject_id=data.subject_id,
+        document_type=data.document_type,
+        method=data.method,
+        status=S.AWAITING_IMAGES,
+        claim_name=data.claim.name,
+        claim_number_index=cipher.blind_index(number),
+        decision_reasons=[],
+    )
+    verification.claim_number_enc = cipher.encrypt_text(number, _claim_aad(verification.id))
+    session.add(verification)
+    session.add(
+        StatusEvent(
+            verification_id=verification.id, from_status=None, to_status=S.AWAITING_IMAGES, actor=_actor(client)
+        )
+    )
+    session.commit()
+    log.info(
+        "verification_created",
+        verification_id=verification.id,
+        document_type=verification.document_type.value,
+        method=verification.method.value,
+    )
+    return verification
+
+
+def _actor(client: ApiKey) -> str:
+    return f"key:{client.id}"
+
+
+def get_verification(session: Session, client: ApiKey, verification_id: str) -> Verification:
+    return _owned(session, client, verification_id)
+
+
+def _next_action(session: Session, verification: Verification) -> NextAction:
+    status = verification.status
+    if status in FINAL_STATUSES:
+        return NextAction.NONE
+    if status == S.IN_REVIEW:
+        return NextAction.WAIT_FOR_REVIEW
+    if status == S.PROCESSING:
+        return NextAction.WAIT_FOR_SCAN
+    if status == S.RETAKE:
+        return NextAction.UPLOAD_FRONT
+    uploaded = set(session.scalars(select(Attempt.side).where(Attempt.verification_id == verification.id)).all())
+    missing = [side for side in required_sides(verification) if side not in uploaded]
+    return NextAction.UPLOAD_BACK if missing and missing[0] == ImageSide.BACK else NextAction.UPLOAD_FRONT
+
+
+def verification_view(session: Session, verification: Verification, settings: Settings) -> VerificationOut:
+    """The case as the client sees it: status, reasons in Chinese, attempts, what is left."""
+    session.refresh(verification)
+    cipher = get_cipher()
+    claim_number = cipher.decrypt_text(verification.claim_number_enc, _claim_aad(verification.id))
+    failed = failed_attempts(session, verification.client_key_id, verification.subject_id)
+    attempts = session.scalars(
+        select(Attempt).where(Attempt.verification_id == verification.id).order_by(Attempt.created_at, Attempt.id)
+    ).all()
+    events = session.scalars(
+        select(StatusEvent).where(StatusEvent.verification_id == verification.id).order_by(StatusEvent.id)
+    ).all()
+    return VerificationOut(
+        id=verification.id,
+        subject_id=verification.subject_id,
+        document_type=verification.document_type,
+        method=verification.method,
+        status=verification.status,
+        claim=ClaimOut(name=verification.claim_name, document_number=mask_id_number(claim_number)),
+        reasons=reasons_out(verification.decision_reasons),
+        review_reason=verification.review_reason,
+        attempts_left=max(0, settings.max_failed_attempts - failed),
+        failed_attempts=failed,
+        max_failed_attempts=settings.max_failed_attempts,
+        next_action=_next_action(session, verification),
+        attempts=[_attempt_out(a) for a in attempts],
+        history=[
+            StatusEventOut(from_status=e.from_status, to_status=e.to_status, reason=e.reason, at=e.at) for e in events
+        ],
+        created_at=verification.created_at,
+        updated_at=verification.updated_at,
+        decided_at=verification.decided_at,
+    )
+
+
+def _attempt_out(attempt: Attempt) -> AttemptOut:
+    return AttemptOut(
+        id=attempt.id,
+        side=attempt.side,
+        status=attempt.status,
+        decision=attempt.decision,
+        reasons=reasons_out(attempt.reasons),
+        counts_as_failure=attempt.decision in FAILED_DECISIONS,
+        created_at=attempt.created_at,
+        finished_at=attempt.finished_at,
+    )
+
+
+# --- uploads -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    """What an upload created: the attempt, and whether a scan must be submitted for it."""
+
+    verification_id: str
+    attempt_id: str
+    needs_scan: bool
+    replayed: bool
+
+
+def _request_hash(verification_id: str, side: ImageSide, digest: str) -> str:
+    return hashlib.sha256(f"upload|{verification_id}|{side.value}|{digest}".encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord, verification_id: str, request_hash: str) -> UploadTicket:
+    if record.verification_id != verification_id or record.request_hash != request_hash or not record.attempt_id:
+        raise ApiError(
+            "duplicate_request",
+            409,
+            "this Idempotency-Key was already used for a different request",
+            "重复的请求标识，请勿重复提交",
+            {"verification_id": record.verification_id},
+        )
+    return UploadTicket(record.verification_id, record.attempt_id, needs_scan=False, replayed=True)
+
+
+def submit_image(
+    session: Session,
+    client: ApiKey,
+    verification_id: str,
+    side: ImageSide,
+    data: bytes,
+    idempotency_key: str | None,
+    settings: Settings,
+) -> UploadTicket:
+    """Validate and store one photo and move the case on; commits before it returns.
+
+    Order matters: nothing is written until the photo has decoded and the case accepts an
+    upload, so a rejected upload leaves no blob and no row. The same ``Idempotency-Key``
+    with the same verification and photo returns the first upload's attempt; with anything
+    else it is ``duplicate_request``.
+    """
+    verification = _owned(session, client, verification_id)
+    digest = hashlib.sha256(data).hexdigest()
+    request_hash = _request_hash(verification.id, side, digest)
+    if idempotency_key:
+        record = session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.client_key_id == client.id, IdempotencyRecord.key == idempotency_key
+            )
+        )
+        if record is not None:
+            return _replay(record, verification.id, request_hash)
+
+    manual = requires_manual_review(verification)
+    if verification.status not in (S.AWAITING_IMAGES, S.RETAKE):
+        raise illegal_transition(verification.status.value, "upload")
+    sides = required_sides(verification)
+    if side not in sides:
+        raise ApiError(
+            "side_not_requested",
+            422,
+            f"this verification takes the {' and '.join(s.value for s in sides)} side only",
+            "请上传证件人像面" if sides == (ImageSide.FRONT,) else "请上传要求的证件面",
+            {"side": side.value, "expected_sides": [s.value for s in sides]},
+        )
+    decoded = _decode(data, settings)
+
+    exhausted = (
+        not manual and failed_attempts(session, client.id, verification.subject_id) >= settings.max_failed_attempts
+    )
+    if manual or exhausted:
+        uploaded = set(session.scalars(select(Attempt.side).where(Attempt.verification_id == verification.id)).all())
+        complete = all(s in uploaded | {side} for s in sides) or exhausted
+        to = S.IN_REVIEW if complete else None
+        review_reason = (
+            CaseReason.TOO_MANY_ATTEMPTS
+            if exhausted
+            else CaseReason.MANUAL_METHOD
+            if verification.method == Method.MANUAL
+            else CaseReason.DOCUMENT_TYPE_MANUAL
+        )
+    else:
+        to, review_reason = S.PROCESSING, None
+
+    blobs = get_blob_store()
+    blob_id = blobs.put(data, _image_aad(verification.id))
+    try:
+        image = StoredImage(
+            id=new_id(),
+            verification_id=verification.id,
+            blob_id=blob_id,
+            sha256=digest,
+            content_type=_CONTENT_TYPES.get(decoded.format, "application/octet-stream"),
+            size_bytes=len(data),
+        )
+        attempt = Attempt(
+            id=new_id(),
+            verification_id=verification.id,
+            image_id=image.id,
+            side=side,
+            # a photo for a reviewer is not scanned: its attempt is done on arrival, with no decision
+            status=AttemptStatus.QUEUED if to == S.PROCESSING else AttemptStatus.DONE,
+            reasons=[],
+            idempotency_key=idempotency_key,
+            finished_at=None if to == S.PROCESSING else utcnow(),
+        )
+        session.add_all([image, attempt])
+        # flushed first: the unit of work does not order idempotency_records after attempts
+        # (no relationship between them), and the record's foreign key needs the attempt row
+        session.flush()
+        if idempotency_key:
+            session.add(
+                IdempotencyRecord(
+                    client_key_id=client.id,
+                    key=idempotency_key,
+                    request_hash=request_hash,
+                    verification_id=verification.id,
+                    attempt_id=attempt.id,
+                )
+            )
+        session.flush()
+        if to == S.IN_REVIEW:
+            verification.review_reason = review_reason.value
+            verification.decision_reasons = [review_reason.value]
+        if to is not None:
+            _transition(
+                session,
+                verification,
+                to,
+                action="upload",
+                actor=_actor(client),
+                reason=review_reason.value if review_reason else None,
+                settings=settings,
+            )
+        session.commit()
+    except IntegrityError:
+        # Two requests with the same Idempotency-Key raced; the other one won. Answer as it did.
+        session.rollback()
+        blobs.delete(blob_id)
+        record = session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.client_key_id == client.id, IdempotencyRecord.key == idempotency_key
+            )
+        )
+        if record is None:
+            raise
+        return _replay(record, verification_id, request_hash)
+    except BaseException:
+        session.rollback()
+        blobs.delete(blob_id)
+        raise
+    log.info(
+        "image_uploaded",
+        verification_id=verification.id,
+        attempt_id=attempt.id,
+        side=side.value,
+        scan=to == S.PROCESSING,
+        status=verification.status.value,
+    )
+    return UploadTicket(verification.id, attempt.id, needs_scan=to == S.PROCESSING, replayed=False)
+
+
+def upload_view(session: Session, ticket: UploadTicket, settings: Settings, status_url: str) -> UploadOut:
+    """The answer to an upload, read fresh from the database (the scan may have just finished)."""
+    # End the session's transaction (a read transaction begun before the wait could keep an old
+    # snapshot; nothing is pending here) and forget the rows it holds: with expire_on_commit
+    # off, the case would otherwise still read "processing" from the identity map.
+    session.rollback()
+    session.expire_all()
+    verification = session.get(Verification, ticket.verification_id)
+    attempt = session.get(Attempt, ticket.attempt_id)
+    assert verification is not None and attempt is not None
+    failed = failed_attempts(session, verification.client_key_id, verification.subject_id)
+    done = attempt.status in (AttemptStatus.DONE, AttemptStatus.FAILED)
+    if attempt.decision is not None and verification.status == S.RETAKE:
+        reasons = list(attempt.reasons)
+    else:
+        reasons = list(verification.decision_reasons or []) if done else []
+        if attempt.decision is not None and not reasons:
+            reasons = list(attempt.reasons)
+    return UploadOut(
+        verification_id=verification.id,
+        attempt_id=attempt.id,
+        status=verification.status,
+        attempt_status=attempt.status,
+        decision=attempt.decision,
+        reasons=reasons_out(reasons),
+        review_reason=verification.review_reason,
+        attempts_left=max(0, settings.max_failed_attempts - failed),
+        next_action=_next_action(session, verification),
+        status_url=status_url,
+        replayed=ticket.replayed,
+    )
+
+
+def attempt_finished(database: Database, attempt_id: str) -> bool:
+    with database.session_scope() as session:
+        status = session.scalar(select(Attempt.status).where(Attempt.id == attempt_id))
+    return status in (AttemptStatus.DONE, AttemptStatus.FAILED)
+
+
+def wait_for_attempt(attempt_id: str, timeout: float, database: Database | None = None) -> bool:
+    """Poll the attempt every 50 ms until it is finished or ``timeout`` passes; True when finished.
+
+    A fresh session per poll: a long-lived SQLite read transaction would keep seeing the
+    snapshot from before the scan was written.
+    """
+    database = database or get_database()
+    deadline = time.monotonic() + timeout
+    while True:
+        if attempt_finished(database, attempt_id):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+async def await_attempt(attempt_id: str, timeout: float, database: Database | None = None) -> bool:
+    """``wait_for_attempt`` for async routes: sleeps without holding a worker thread."""
+    from starlette.concurrency import run_in_threadpool
+
+    database = database or get_database()
+    deadline = time.monotonic() + timeout
+    while True:
+        if await run_in_threadpool(attempt_finished, database, attempt_id):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
+# --- withdraw and identity ---------------------------------------------------------------------
+
+
+def withdraw(session: Session, client: ApiKey, verification_id: str, settings: Settings) -> Verification:
+    """The applicant takes back a request waiting for review (then starts a new automatic one)."""
+    verification = _owned(session, client, verification_id)
+    _transition(session, verification, S.WITHDRAWN, action="withdraw", actor=_actor(client), reason="withdrawn")
+    session.commit()
+    log.info("verification_withdrawn", verification_id=verification.id)
+    return verification
+
+
+def get_identity(session: Session, client: ApiKey, subject_id: str, full_number: bool) -> IdentityOut:
+    identity = session.scalar(
+        select(VerifiedIdentity).where(
+            VerifiedIdentity.client_key_id == client.id, VerifiedIdentity.subject_id == subject_id
+        )
+    )
+    if identity is None:
+        raise ApiError("not_found", 404, "the subject has no verified identity", "尚未完成实名认证")
+    number = get_cipher().decrypt_text(identity.number_enc, _identity_aad(identity.id))
+    return IdentityOut(
+        subject_id=identity.subject_id,
+        name=identity.name,
+        sex=identity.sex,
+        ethnicity=identity.ethnicity,
+        birth_date=identity.birth_date,
+        document_type=identity.document_type,
+        document_number=number if full_number else mask_id_number(number),
+        document_number_masked=not full_number,
+        verified_at=identity.verified_at,
+        method=identity.method,
+        verification_id=identity.verification_id,
+    )
+
+
+# --- the scan of one attempt (worker side) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ScanInputs:
+    image: bytes
+    claim_name: str
+    claim_number: str
+
+
+def process_attempt(attempt_id: str) -> None:
+    """Scan one queued attempt and record the decision; safe to call any number of times.
+
+    PostgreSQL: the attempt row is locked (``SELECT ... FOR UPDATE``) for the whole scan, so a
+    duplicate delivery waits and then finds it done. SQLite has no row locks: the attempt is
+    claimed by a conditional UPDATE (queued -> running, or a running one abandoned longer than
+    ``STALE_RUNNING_AFTER``), the scan runs outside any transaction (SQLite has one writer), and
+    the result is written only if the attempt is still running. Either way the decision, the
+    status change, its history row and the verified identity are one transaction.
+    """
+    database = get_database()
+    settings = get_settings()
+    if database.backend == "postgresql":
+        with database.session_scope() as session:
+            attempt = session.scalar(select(Attempt).where(Attempt.id == attempt_id).with_for_update())
+            if attempt is None or attempt.status in (AttemptStatus.DONE, AttemptStatus.FAILED):
+                return
+            attempt.status = AttemptStatus.RUNNING
+            attempt.task_attempts += 1
+            _observe_queue_wait(attempt)
+            inputs = _load_inputs(session, attempt)
+            outcome = _run_scan(inputs, settings)
+            _record(session, attempt, outcome, settings)
+        return
+
+    with database.session_scope() as session:
+        stale = utcnow() - STALE_RUNNING_AFTER
+        claimed = session.execute(
+            update(Attempt)
+            .where(
+                Attempt.id == attempt_id,
+                or_(
+                    Attempt.status == AttemptStatus.QUEUED,
+                    and_(Attempt.status == AttemptStatus.RUNNING, Attempt.created_at < stale),
+                ),
+            )
+            .values(status=AttemptStatus.RUNNING, task_attempts=Attempt.task_attempts + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            return
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None
+        _observe_queue_wait(attempt)
+        inputs = _load_inputs(session, attempt)
+    outcome = _run_scan(inputs, settings)
+    with database.session_scope() as session:
+        finished = session.execute(
+            update(Attempt)
+            .where(Attempt.id == attempt_id, Attempt.status == AttemptStatus.RUNNING)
+            .values(status=AttemptStatus.DONE)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not finished:  # a concurrent take-over finished it first
+            return
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None
+        _record(session, attempt, outcome, settings)
+
+
+def _observe_queue_wait(attempt: Attempt) -> None:
+    if attempt.task_attempts <= 1:
+        metrics.QUEUE_WAIT_SECONDS.observe(max(0.0, (utcnow() - attempt.created_at).total_seconds()))
+
+
+def _load_inputs(session: Session, attempt: Attempt) -> _ScanInputs | Exception:
+    """The decrypted photo and claim; an exception (purged or damaged photo) is returned, not raised."""
+    verification = attempt.verification
+    try:
+        image = attempt.image
+        if image.blob_id is None:
+            raise LookupError("the photo was purged")
+        data = get_blob_store().get(image.blob_id, _image_aad(verification.id))
+        number = get_cipher().decrypt_text(verification.claim_number_enc, _claim_aad(verification.id))
+    except Exception as exc:  # BlobNotFound, DecryptionError: nothing a retry can fix
+        return exc
+    return _ScanInputs(data, verification.claim_name, number)
+
+
+@dataclass(frozen=True)
+class _ScanOutcome:
+    decision: Decision | None  # None: the scan could not run
+    result: object | None  # pipelines.scan.ScanResult
+    error: str | None = None
+
+
+def _run_scan(inputs: _ScanInputs | Exception, settings: Settings) -> _ScanOutcome:
+    from pipelines.ocr import get_engine
+    from pipelines.scan import Claim, scan
+
+    if isinstance(inputs, Exception):
+        return _ScanOutcome(None, None, type(inputs).__name__)
+    try:
+        decoded = decode_image(inputs.image, settings.decode_limits())
+    except ImageDecodeError as exc:
+        return _ScanOutcome(None, None, exc.code.value)
+    engine = get_engine(settings.ocr_engine, settings.ocr_threads)
+    started = time.perf_counter()
+    result = scan(decoded.image, engine, Claim(inputs.claim_name, inputs.claim_number), settings.scan_settings())
+    metrics.SCAN_SECONDS.observe(time.perf_counter() - started)
+    return _ScanOutcome(result.decision, result)
+
+
+def _record(session: Session, attempt: Attempt, outcome: _ScanOutcome, settings: Settings) -> None:
+    """Write the scan's result and move the case: the decision table of the automatic path."""
+    verification = attempt.verification
+    attempt.finished_at = utcnow()
+    if outcome.result is None:
+        attempt.status = AttemptStatus.FAILED
+        attempt.reasons = [CaseReason.SCAN_FAILED.value]
+        verification.review_reason = CaseReason.SCAN_FAILED.value
+        verification.decision_reasons = [CaseReason.SCAN_FAILED.value]
+        if verification.status == S.PROCESSING:
+            _transition(
+                session, verification, S.IN_REVIEW, action="scan", actor="worker", reason=CaseReason.SCAN_FAILED.value
+            )
+        log.warning("scan_failed", attempt_id=attempt.id, error=outcome.error)
+        return
+
+    result = outcome.result
+    decision = result.decision
+    reasons = [r.value for r in result.reasons]
+    read_number = result.fields.value("id_number") if result.fields is not None else ""
+    attempt.status = AttemptStatus.DONE
+    attempt.decision = decision
+    attempt.reasons = reasons
+    attempt.result = scan_result_json(result, full_id_number=False)
+    attempt.read_number_enc = get_cipher().encrypt_text(read_number, _read_aad(attempt.id)) if read_number else None
+    attempt.pipeline_version = result.pipeline_version
+    attempt.models_digest = result.models_digest
+    metrics.SCANS.labels(decision=decision.value).inc()
+    log.info(
+        "scan_recorded",
+        attempt_id=attempt.id,
+        verification_id=verification.id,
+        decision=decision.value,
+        reasons=reasons,
+        total_ms=result.timings_ms.get("total"),
+    )
+    if verification.status != S.PROCESSING:
+        # The case moved on without this scan (cannot happen through the API; kept safe for
+        # reviewer actions racing a redelivered task): record the attempt, leave the case.
+        return
+
+    if decision == Decision.ACCEPT:
+        verification.decision_reasons = []
+        verification.review_reason = None
+        _transition(session, verification, S.VERIFIED, action="scan", actor="worker", reason="scan_accept")
+        _save_identity(session, verification, result, read_number)
+    elif decision == Decision.REVIEW:
+        verification.review_reason = CaseReason.SCAN_NEEDS_REVIEW.value
+        verification.decision_reasons = reasons
+        _transition(
+            session, verification, S.IN_REVIEW, action="scan", actor="worker", reason=CaseReason.SCAN_NEEDS_REVIEW.value
+        )
+    else:  # retake or reject: a failed attempt
+        session.flush()
+        failed = failed_attempts(session, verification.client_key_id, verification.subject_id)
+        if failed >= settings.max_failed_attempts:
+            verification.review_reason = CaseReason.TOO_MANY_ATTEMPTS.value
+            verification.decision_reasons = [CaseReason.TOO_MANY_ATTEMPTS.value, *reasons]
+            _transition(
+                session,
+                verification,
+                S.IN_REVIEW,
+                action="scan",
+                actor="worker",
+                reason=CaseReason.TOO_MANY_ATTEMPTS.value,
+            )
+        else:
+            verification.decision_reasons = reasons
+            _transition(session, verification, S.RETAKE, action="scan", actor="worker", reason=f"scan_{decision.value}")
+
+
+def _save_identity(session: Session, verification: Verification, result, read_number: str) -> None:
+    """Create or replace the subject's verified identity from an accepted scan.
+
+    A number already verified for another subject of the same client is kept but flagged:
+    two accounts claiming one person is for a person to look at, not for the scan to decide.
+    """
+    cipher = get_cipher()
+    fields = result.fields
+    number = normalize_id_number(read_number)
+    index = cipher.blind_index(number)
+    other = session.scalar(
+        select(VerifiedIdentity.id).where(
+            VerifiedIdentity.client_key_id == verification.client_key_id,
+            VerifiedIdentity.number_index == index,
+            VerifiedIdentity.subject_id != verification.subject_id,
+        )
+    )
+    identity = session.scalar(
+        select(VerifiedIdentity).where(
+            VerifiedIdentity.client_key_id == verification.client_key_id,
+            VerifiedIdentity.subject_id == verification.subject_id,
+        )
+    )
+    if identity is None:
+        identity = VerifiedIdentity(
+            id=new_id(), client_key_id=verification.client_key_id, subject_id=verification.subject_id
+        )
+        session.add(identity)
+    identity.verification_id = verification.id
+    identity.name = fields.value("name") or verification.claim_name
+    identity.sex = fields.value("sex") or None
+    identity.ethnicity = fields.value("ethnicity") or None
+    identity.birth_date = fields.birth_date if isinstance(fields.birth_date, date) else None
+    identity.document_type = verification.document_type
+    identity.number_enc = cipher.encrypt_text(number, _identity_aad(identity.id))
+    identity.number_index = index
+    identity.method = verification.method
+    identity.verified_at = utcnow()
+    identity.flagged = other is not None
+    identity.flag_reason = "document number already verified for another subject" if other is not None else None
