@@ -20,5 +20,10 @@ command -v "$PY" >/dev/null || PY=python3
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# pip's resolver notes about this machine's local wheel mirrors are noise: keep them in a log
+# and show it only when the install fails.
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' >.venv/pip-install.log 2>&1; then
+    cat .venv/pip-install.log >&2
+    exit 1
+fi
 exec .venv/bin/python -m pytest "$@"
