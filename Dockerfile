@@ -1,6 +1,7 @@
 # ID-document OCR verification service: CPU-only image, everything offline.
 #
 #   docker build -t idcard-ocr .
+#   docker run --rm -p 8000:8000 -v ocr-data:/data idcard-ocr       # the service, embedded default
 #   docker run --rm -v "$PWD/photos:/photos:ro" idcard-ocr ocr-service scan /photos/a.jpg --name 张三
 #   docker run --rm idcard-ocr ocr-service models          # verify the OCR model files
 #
@@ -58,10 +59,10 @@ EXPOSE 8000
 # The ocr user (10001:10001), by number so Kubernetes' runAsNonRoot can verify it is not root.
 USER 10001:10001
 
-# Until the HTTP service lands this only proves the installed models are intact; with
-# `serve` it becomes a request to the service's health endpoint (curl/python on /healthz).
-HEALTHCHECK --interval=60s --timeout=15s --start-period=20s --retries=3 CMD ["ocr-service", "models"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 
-# `serve` arrives with the HTTP service issue; until then run the CLI instead, e.g.
-#   docker run --rm -v "$PWD:/photos:ro" IMAGE ocr-service scan /photos/photo.jpg
+# The embedded default: SQLite, encrypted blobs and the key file under /data, in-process scans.
+# Distributed: set OCR_DATABASE_URL, OCR_BROKER_URL, OCR_ENCRYPTION_KEY and run
+# `ocr-service worker --queues live` containers beside this one.
 CMD ["ocr-service", "serve", "--host", "0.0.0.0", "--port", "8000"]
