@@ -181,7 +181,7 @@ def run_worker(config: str, directory: Path, count: int, warmup: int, part: int,
         from pipelines.quality import check_frame
 
         def run(image, _record):
-            return check_frame(image)
+            return check_frame(image)[1]
 
     else:
         from pipelines.ocr import get_engine
