@@ -65,6 +65,8 @@ from benchmarks._common import (
 CONFIGS: dict[str, tuple[str, int]] = {
     "scan-1t": ("scan", 1),
     "scan-2t": ("scan", 2),
+    # the decision fields only (ScanSettings.read_address=False): what the address costs
+    "scan-1t-noaddr": ("scan-noaddr", 1),
     "quality-1t": ("quality", 1),
     "naive-1t": ("naive", 1),
     "naive-2t": ("naive", 2),
@@ -187,12 +189,14 @@ def run_worker(config: str, directory: Path, count: int, warmup: int, part: int,
         from pipelines.ocr import get_engine
 
         engine = get_engine("rapidocr", threads=threads)  # built once and warmed
-        if kind == "scan":
-            from pipelines.scan import Claim, scan
+        if kind in ("scan", "scan-noaddr"):
+            from pipelines.scan import Claim, ScanSettings, scan
+
+            scan_settings = ScanSettings(read_address=kind == "scan")
 
             def run(image, record):
                 fields = record.get("fields", {})
-                return scan(image, engine, Claim(fields.get("name"), fields.get("id_number")))
+                return scan(image, engine, Claim(fields.get("name"), fields.get("id_number")), scan_settings)
         else:
 
             def run(image, _record):
@@ -237,7 +241,7 @@ def run_worker(config: str, directory: Path, count: int, warmup: int, part: int,
         if kind == "quality":
             raw["outcomes"]["card found" if out.scores is not None else "no card"] += 1
             continue
-        if kind == "scan":
+        if kind in ("scan", "scan-noaddr"):
             for stage, ms in out.timings_ms.items():
                 raw["stages_ms"].setdefault(stage, []).append(ms)
             decision = str(out.decision)
@@ -360,7 +364,7 @@ def summarize(config: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
         result["id_exact"] = rate(sum(cat("id_ok")), n)
         result["name_exact"] = rate(sum(cat("name_ok")), n)
         result["misses"] = cat("misses")
-    if first["kind"] == "scan":
+    if first["kind"] in ("scan", "scan-noaddr"):
         result["stage_median_ms"] = {k: round(median(v), 2) for k, v in stages.items()}
         result["expected_decision_agreement"] = rate(sum(cat("decision_ok")), n)
     return result
@@ -394,6 +398,12 @@ def evaluate(results: dict[str, dict]) -> tuple[float | None, list[dict[str, Any
             "value": ratio,
             "unit": "x",
             "ok": None if ratio is None else ratio >= TARGET_SPEEDUP,
+        },
+        {
+            "target": f"naive-1t / scan-1t-noaddr >= {TARGET_SPEEDUP:.0f}x (info)",
+            "value": naive1 / med("scan-1t-noaddr") if naive1 and med("scan-1t-noaddr") else None,
+            "unit": "x",
+            "ok": None if not (naive1 and med("scan-1t-noaddr")) else naive1 / med("scan-1t-noaddr") >= TARGET_SPEEDUP,
         },
         {
             "target": f"quality-1t median <= {TARGET_QUALITY_MS:.0f} ms",
@@ -487,7 +497,7 @@ def report(results: dict[str, dict], baseline: dict | None, meta: dict[str, Any]
             stage_rows,
         )
     for name, r in results.items():
-        if r.get("kind") == "scan":
+        if r.get("kind") in ("scan", "scan-noaddr"):
             agree = r.get("expected_decision_agreement")
             print(f"{name}: decisions {r['outcomes']} (agree with expected_decision: {fmt_pct(agree)})")
 
