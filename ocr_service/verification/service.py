@@ -85,6 +85,8 @@ ALLOWED_TRANSITIONS: frozenset[tuple[VerificationStatus, VerificationStatus]] = 
         (S.IN_REVIEW, S.WITHDRAWN),  # the applicant withdraws
         (S.IN_REVIEW, S.VERIFIED),  # reviewer approves (issue 4)
         (S.IN_REVIEW, S.REJECTED),  # reviewer rejects (issue 4)
+        (S.IN_REVIEW, S.RETAKE),  # reviewer asks for new images (issue 4)
+        (S.VERIFIED, S.REJECTED),  # reviewer rejects an identity flagged by re-verification (issue 4)
     }
 )
 FINAL_STATUSES = frozenset({S.VERIFIED, S.REJECTED, S.WITHDRAWN})
@@ -193,6 +195,9 @@ def _transition(
         StatusEvent(verification_id=verification.id, from_status=current, to_status=to, reason=reason, actor=actor)
     )
     _queue_status_webhook(session, verification, to, settings or get_settings())
+    from ocr_service.review.service import on_verification_status_change  # the review queue follows in_review
+
+    on_verification_status_change(session, verification, current, to)
 
 
 def _queue_status_webhook(
@@ -229,13 +234,11 @@ def _decode(data: bytes, settings: Settings) -> DecodedImage:
 
 def check_quality(data: bytes, settings: Settings) -> QualityOut:
     """The live framing check: card geometry and capture quality, no OCR, nothing stored."""
-    from pipelines.card import find_card
-    from pipelines.quality import assess
+    from pipelines.quality import check_frame
 
     started = time.perf_counter()
     frame = _decode(data, settings).image
-    detection = find_card(frame)
-    report = assess(frame, detection, settings.quality)
+    detection, report = check_frame(frame, settings.quality)
     metrics.QUALITY_CHECKS.labels(ok=str(report.ok).lower()).inc()
     h, w = frame.shape[:2]
     return QualityOut(
@@ -879,3 +882,105 @@ def _save_identity(session: Session, verification: Verification, result, read_nu
     identity.verified_at = utcnow()
     identity.flagged = other is not None
     identity.flag_reason = "document number already verified for another subject" if other is not None else None
+
+
+# --- decisions of a reviewer (the review queue, issue 4) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewedIdentity:
+    """The identity a reviewer approves: what the document shows, corrections included."""
+
+    name: str
+    document_number: str
+    sex: str | None = None
+    ethnicity: str | None = None
+    birth_date: date | None = None
+
+
+def claim_number(verification: Verification) -> str:
+    """The number the applicant typed, in full (reviewers compare it with the document)."""
+    return get_cipher().decrypt_text(verification.claim_number_enc, _claim_aad(verification.id))
+
+
+def read_number(attempt: Attempt) -> str | None:
+    """The full number the scan of an attempt read, when it read one."""
+    if attempt.read_number_enc is None:
+        return None
+    return get_cipher().decrypt_text(attempt.read_number_enc, _read_aad(attempt.id))
+
+
+def image_bytes(image: StoredImage) -> bytes:
+    """The decrypted photo (raises BlobNotFound once purged)."""
+    from ocr_service.storage import BlobNotFound
+
+    if image.blob_id is None:
+        raise BlobNotFound(image.id)
+    return get_blob_store().get(image.blob_id, _image_aad(image.verification_id))
+
+
+def approve_by_reviewer(session: Session, verification: Verification, identity: ReviewedIdentity, actor: str) -> None:
+    """A reviewer approves: the case becomes verified and the subject's identity is (re)written.
+
+    A case already verified (an identity flagged by re-verification) keeps its status; its
+    identity is rewritten and the flag cleared. The caller commits.
+    """
+    if verification.status == S.IN_REVIEW:
+        verification.decision_reasons = []
+        _transition(session, verification, S.VERIFIED, action="approve", actor=actor, reason="review_approved")
+    elif verification.status != S.VERIFIED:
+        raise illegal_transition(verification.status.value, "approve")
+    cipher = get_cipher()
+    number = normalize_document_number(verification.document_type, identity.document_number)
+    index = cipher.blind_index(number)
+    other = session.scalar(
+        select(VerifiedIdentity.id).where(
+            VerifiedIdentity.client_key_id == verification.client_key_id,
+            VerifiedIdentity.number_index == index,
+            VerifiedIdentity.subject_id != verification.subject_id,
+        )
+    )
+    row = session.scalar(
+        select(VerifiedIdentity).where(
+            VerifiedIdentity.client_key_id == verification.client_key_id,
+            VerifiedIdentity.subject_id == verification.subject_id,
+        )
+    )
+    if row is None:
+        row = VerifiedIdentity(
+            id=new_id(), client_key_id=verification.client_key_id, subject_id=verification.subject_id
+        )
+        session.add(row)
+    row.verification_id = verification.id
+    row.name = identity.name
+    row.sex = identity.sex or None
+    row.ethnicity = identity.ethnicity or None
+    row.birth_date = identity.birth_date
+    row.document_type = verification.document_type
+    row.number_enc = cipher.encrypt_text(number, _identity_aad(row.id))
+    row.number_index = index
+    row.method = Method.MANUAL
+    row.verified_at = utcnow()
+    row.flagged = other is not None
+    row.flag_reason = "document number already verified for another subject" if other is not None else None
+
+
+def reject_by_reviewer(session: Session, verification: Verification, reason: str, actor: str) -> None:
+    """A reviewer rejects; ``reason`` is a review reason code whose Chinese text the applicant sees.
+
+    Rejecting a verified case (flagged by re-verification) also removes its verified identity:
+    the declaration module must not pre-fill an identity a reviewer refused. The caller commits.
+    """
+    was_verified = verification.status == S.VERIFIED
+    verification.decision_reasons = [reason]
+    _transition(session, verification, S.REJECTED, action="reject", actor=actor, reason=f"review_rejected:{reason}")
+    if was_verified:
+        row = session.scalar(select(VerifiedIdentity).where(VerifiedIdentity.verification_id == verification.id))
+        if row is not None:
+            session.delete(row)
+
+
+def request_new_images(session: Session, verification: Verification, reason: str, actor: str) -> None:
+    """A reviewer sends the case back to the applicant for new photos (status ``retake``). The caller commits."""
+    verification.decision_reasons = [reason]
+    _transition(session, verification, S.RETAKE, action="retake", actor=actor, reason=f"review_retake:{reason}")
