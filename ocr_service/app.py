@@ -29,9 +29,13 @@ from ocr_service import metrics, webhooks
 from ocr_service.config import Settings, get_settings, set_settings
 from ocr_service.crypto import Cipher, set_cipher
 from ocr_service.db import Database, set_database
+from ocr_service.declaration.routes import router as declaration_router
 from ocr_service.errors import error_body, image_error, install_error_handlers, internal_error
+from ocr_service.jobs.routes import router as jobs_router
 from ocr_service.logs import configure_logging
 from ocr_service.ratelimit import build_rate_limiter
+from ocr_service.review.console import router as review_console_router
+from ocr_service.review.routes import router as review_router
 from ocr_service.storage import LocalBlobStore, set_blob_store
 from ocr_service.verification.routes import router as verification_router
 from ocr_service.verification.schemas import HealthOut
@@ -208,6 +212,10 @@ def build_api(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so it sees 413s too
     app.include_router(verification_router)
+    app.include_router(review_router)
+    app.include_router(review_console_router)
+    app.include_router(jobs_router)
+    app.include_router(declaration_router)
     _add_operational_routes(app)
     return app
 

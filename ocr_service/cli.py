@@ -132,6 +132,14 @@ def worker(
         int, typer.Option(min=1, help="Pool processes. The OCR runs one ONNX thread: scale with processes.")
     ] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=19,
+            help="Lower this worker's CPU priority (batch workers: 10), so live scans on the same host go first.",
+        ),
+    ] = 0,
     requeue_stale: Annotated[
         bool,
         typer.Option(
@@ -157,6 +165,8 @@ def worker(
 
     from ocr_service.jobs.celery_app import get_celery_app
 
+    if nice:
+        os.nice(nice)  # inherited by the pool children
     celery = get_celery_app(settings)
     celery.worker_main(
         [
@@ -281,6 +291,34 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `
     sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
+reviewers_app = typer.Typer(help="Reviewer accounts of the review console.", no_args_is_help=True)
+app.add_typer(reviewers_app, name="reviewers")
+
+
+@reviewers_app.command("create")
+def reviewers_create(
+    username: Annotated[str, typer.Option(help="Sign-in name (letters, digits, . _ -).")],
+    role: Annotated[str, typer.Option(help="reviewer or admin.")] = "reviewer",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Create a reviewer account (the password is prompted for, or read from stdin; stored argon2-hashed)."""
+    from ocr_service.db import session_scope
+    from ocr_service.review.service import create_reviewer
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    database = _open_database()
+    try:
+        with session_scope(database) as session:
+            reviewer = create_reviewer(session, username, password, role)
+            out = {"id": reviewer.id, "username": reviewer.username, "role": reviewer.role.value}
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations up to the newest (idempotent; `serve` does it at start too)."""
@@ -358,3 +396,223 @@ def openapi() -> None:
     from ocr_service.app import openapi_schema
 
     sys.stdout.write(json.dumps(openapi_schema(), ensure_ascii=False, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- re-verification jobs
+
+jobs_app = typer.Typer(help="Batch jobs: list, watch, cancel, resume, report.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+def _watch_job(job_id: str) -> None:
+    """A rich progress bar (done/total, rate, ETA, failures) until the job is completed or cancelled."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ocr_service.db import session_scope
+    from ocr_service.errors import ApiError
+    from ocr_service.jobs import reverify
+
+    database = _open_database()
+
+    def read() -> reverify.JobProgress:
+        with session_scope(database) as session:
+            try:
+                return reverify.get_progress(session, job_id)
+            except ApiError:
+                raise _fail(f"no job with id {job_id}") from None
+
+    def eta(seconds: float | None) -> str:
+        return "?" if seconds is None else f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+    progress = read()
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} cases/s  ETA {task.fields[eta]}  failed {task.fields[failed]}"),
+        TextColumn("now failing {task.fields[now_failing]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"job {job_id[:8]}", total=progress.total or 1, rate="-", eta="?", failed=0, now_failing=0)
+        while True:
+            rate = progress.cases_per_second
+            bar.update(
+                task,
+                completed=progress.finished_cases,
+                rate=f"{rate:.2f}" if rate else "-",
+                eta=eta(progress.eta_seconds),
+                failed=progress.failed,
+                now_failing=progress.now_failing,
+                description=f"job {job_id[:8]} {progress.status.value}",
+            )
+            if progress.is_finished:
+                break
+            time.sleep(0.5)
+            progress = read()
+    sys.stdout.write(json.dumps(_job_json(progress)) + "\n")
+
+
+def _job_json(progress) -> dict:
+    from ocr_service.jobs.routes import job_out
+
+    return job_out(progress).model_dump(mode="json")
+
+
+@app.command()
+def reverify(
+    since: Annotated[str | None, typer.Option(help="First day of the original scans (YYYY-MM-DD, UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Last day of the original scans (YYYY-MM-DD), inclusive.")] = None,
+    region: Annotated[str | None, typer.Option(help="Division-code prefix of the ID number, e.g. 4201.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only cases whose verification has this status.")] = None,
+    method: Annotated[str, typer.Option(help="auto or manual.")] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Scan and report; flag nothing.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Show a progress bar until the job finishes.")] = False,
+    chunk_size: Annotated[int, typer.Option(min=1, max=500, help="Cases per batch task.")] = 25,
+) -> None:
+    """Re-run stored cases through today's pipeline on the batch queue (a job; see `jobs`)."""
+    from datetime import date
+
+    from ocr_service.db import session_scope
+    from ocr_service.jobs import reverify as reverify_service
+    from ocr_service.jobs.dispatch import BrokerUnavailable
+    from ocr_service.verification.models import Method, VerificationStatus
+
+    try:
+        selection = reverify_service.Selection(
+            since=date.fromisoformat(since) if since else None,
+            until=date.fromisoformat(until) if until else None,
+            region=region,
+            status=VerificationStatus(status) if status else None,
+            method=Method(method),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if region is not None and not (region.isdigit() and 2 <= len(region) <= 6):
+        raise typer.BadParameter("--region is 2 to 6 digits of a division code, e.g. 42 or 420106")
+    settings = get_settings()
+    database = _open_database()
+    with session_scope(database) as session:
+        job = reverify_service.create_job(
+            session, selection, created_by="cli", dry_run=dry_run, chunk_size=chunk_size, settings=settings
+        )
+        try:
+            reverify_service.start_job(session, job.id, settings)
+        except BrokerUnavailable:
+            raise _fail(f"the batch queue is unavailable; job {job.id} is stored: `ocr-service jobs resume`") from None
+    typer.echo(f"job {job.id}: {job.total} cases in {job.chunks} chunks", err=True)
+    if not settings.broker_url:
+        # Without a broker the chunks run in this process: leaving now would drop them.
+        wait = True
+    if wait:
+        _watch_job(job.id)
+    else:
+        with session_scope(database) as session:
+            sys.stdout.write(json.dumps(_job_json(reverify_service.get_progress(session, job.id))) + "\n")
+
+
+@jobs_app.command("list")
+def jobs_list(limit: Annotated[int, typer.Option(min=1, help="Newest first, at most this many.")] = 20) -> None:
+    """List jobs with their counters."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ocr_service.db import session_scope
+    from ocr_service.jobs import reverify as reverify_service
+
+    with session_scope(_open_database()) as session:
+        jobs = reverify_service.list_jobs(session, limit)
+    table = Table("id", "kind", "status", "dry run", "done/total", "failed", "now failing", "changed", "created")
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.kind,
+            job.status.value,
+            "yes" if job.dry_run else "",
+            f"{job.finished_cases}/{job.total}",
+            str(job.failed),
+            str(job.now_failing),
+            str(job.changed_decision + job.changed_fields),
+            job.created_at.isoformat()[:19],
+        )
+    Console(file=sys.stdout, width=200).print(table)
+
+
+@jobs_app.command("watch")
+def jobs_watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Attach to a job: a progress bar until it finishes."""
+    _watch_job(job_id)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Stop a job: no new case starts; cases already done stay done."""
+    from ocr_service.db import session_scope
+    from ocr_service.errors import ApiError
+    from ocr_service.jobs import reverify as reverify_service
+
+    with session_scope(_open_database()) as session:
+        try:
+            reverify_service.cancel_job(session, job_id)
+        except ApiError:
+            raise _fail(f"no job with id {job_id}") from None
+        sys.stdout.write(json.dumps(_job_json(reverify_service.get_progress(session, job_id))) + "\n")
+
+
+@jobs_app.command("resume")
+def jobs_resume(
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Show a progress bar until the job finishes.")] = False,
+) -> None:
+    """Submit again the chunks of a job that still have pending cases (after a cancel or an outage)."""
+    from ocr_service.db import session_scope
+    from ocr_service.errors import ApiError
+    from ocr_service.jobs import reverify as reverify_service
+
+    with session_scope(_open_database()) as session:
+        try:
+            chunks = reverify_service.resume_job(session, job_id)
+        except ApiError:
+            raise _fail(f"no job with id {job_id}") from None
+    typer.echo(f"job {job_id}: {chunks} chunks submitted", err=True)
+    if wait or not get_settings().broker_url:
+        _watch_job(job_id)
+
+
+@jobs_app.command("report")
+def jobs_report(
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Report file (default ./reverify-<id>.<format>).")] = None,
+) -> None:
+    """Write the job's report (ID numbers masked) and a PNG chart beside it; print a summary table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ocr_service.db import session_scope
+    from ocr_service.errors import ApiError
+    from ocr_service.jobs import reverify as reverify_service
+
+    if fmt not in ("csv", "json"):
+        raise typer.BadParameter("--format is csv or json")
+    out = out or Path(f"reverify-{job_id}.{fmt}")
+    with session_scope(_open_database()) as session:
+        try:
+            files = reverify_service.write_report(session, job_id, fmt, out)
+        except ApiError:
+            raise _fail(f"no job with id {job_id}") from None
+    summary = files.summary
+    console = Console(file=sys.stdout, width=200)
+    outcomes = Table("outcome", "cases", title=f"job {job_id} ({summary.job.status.value})")
+    for name, count in sorted(summary.outcomes.items()):
+        outcomes.add_row(name, str(count))
+    console.print(outcomes)
+    versions = Table("stored pipeline", "stored models", "new pipeline", "new models", "outcomes")
+    for change in summary.versions:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(change.outcomes.items()))
+        versions.add_row(change.old_version, change.old_digest, change.new_version, change.new_digest, counts)
+    console.print(versions)
+    typer.echo(f"report {files.report}\nchart {files.chart}", err=True)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # (benchmarks/scan_speed.py); raise it only for a single-worker, latency-bound setup.
     ocr_threads: int = Field(1, ge=1, le=64)
     max_upload_bytes: int = 20 * 1024 * 1024
+    # Declaration attachments (PDF/JPEG/PNG): a scanned multi-page certificate is a few MB;
+    # the request body is still capped by max_upload_bytes.
+    declaration_max_attachment_bytes: int = Field(10 * 1024 * 1024, ge=1)
     # Decompression-bomb guard: a 40 MP photo is already larger than any phone camera's.
     max_pixels: int = 40_000_000
     quality: QualityThresholds = QualityThresholds()
@@ -66,6 +69,15 @@ class Settings(BaseSettings):
     min_field_confidence: float = ScanSettings.min_field_confidence
     reject_confidence: float = ScanSettings.reject_confidence
     confident_char_threshold: float = ScanSettings.confident_char_threshold
+    # --- manual review (issue 4) ----------------------------------------------------------
+    # A claimed case is held this long unless the open case page renews it (every minute);
+    # 15 min covers a careful look at a foreign passport without stranding a closed tab's case.
+    review_lease_minutes: int = Field(15, ge=1, le=240)
+    # Console sessions end after this long without a request (the console shows personal data).
+    review_session_idle_minutes: int = Field(30, ge=1, le=24 * 60)
+    # An approval that overrides a failed automatic check (mismatch, invalid number) needs a
+    # second reviewer's confirmation.
+    review_four_eyes: bool = True
     log_level: str = "INFO"
     log_json: bool = True
 

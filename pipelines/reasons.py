@@ -54,6 +54,37 @@ class CaseReason(StrEnum):
     SCAN_FAILED = "scan_failed"  # the stored photo could not be scanned (purged, damaged): a person looks
 
 
+class ReviewReason(StrEnum):
+    """Why a reviewer rejected a case or asked for new photos; the applicant sees the Chinese text."""
+
+    # reject
+    DOCUMENT_UNREADABLE = "document_unreadable"
+    DOCUMENT_MISMATCH = "document_mismatch"  # the document does not match the typed identity
+    SUSPECTED_FORGERY = "suspected_forgery"  # forgery or recapture (photo of a screen, a copy)
+    WRONG_DOCUMENT_TYPE = "wrong_document_type"
+    EXPIRED_DOCUMENT = "expired_document"
+    OTHER = "other"  # with the reviewer's comment
+    # request new images
+    NEW_IMAGES_UNCLEAR = "new_images_unclear"
+    NEW_IMAGES_SIDE_MISSING = "new_images_side_missing"
+    NEW_IMAGES_CROPPED = "new_images_cropped"
+
+
+REVIEW_REJECT_REASONS = (
+    ReviewReason.DOCUMENT_UNREADABLE,
+    ReviewReason.DOCUMENT_MISMATCH,
+    ReviewReason.SUSPECTED_FORGERY,
+    ReviewReason.WRONG_DOCUMENT_TYPE,
+    ReviewReason.EXPIRED_DOCUMENT,
+    ReviewReason.OTHER,
+)
+REVIEW_RETAKE_REASONS = (
+    ReviewReason.NEW_IMAGES_UNCLEAR,
+    ReviewReason.NEW_IMAGES_SIDE_MISSING,
+    ReviewReason.NEW_IMAGES_CROPPED,
+)
+
+
 class ImageErrorCode(StrEnum):
     EMPTY_FILE = "empty_file"
     FILE_TOO_LARGE = "file_too_large"
@@ -106,6 +137,27 @@ MESSAGES: dict[str, tuple[str, str]] = {
     CaseReason.DOCUMENT_TYPE_MANUAL: ("该证件类型需人工审核，请耐心等待", "document type is reviewed manually"),
     CaseReason.SCAN_NEEDS_REVIEW: ("已转人工审核，请耐心等待", "the scan asked for a person to look"),
     CaseReason.SCAN_FAILED: ("已转人工审核，请耐心等待", "the photo could not be scanned"),
+    ReviewReason.DOCUMENT_UNREADABLE: ("证件照片无法辨认，审核未通过", "the document cannot be read"),
+    ReviewReason.DOCUMENT_MISMATCH: (
+        "证件信息与填写的身份信息不一致，审核未通过",
+        "the document does not match the typed identity",
+    ),
+    ReviewReason.SUSPECTED_FORGERY: (
+        "证件照片疑似伪造或翻拍，审核未通过",
+        "suspected forgery or recapture",
+    ),
+    ReviewReason.WRONG_DOCUMENT_TYPE: ("上传的证件类型与所选类型不符，审核未通过", "wrong document type"),
+    ReviewReason.EXPIRED_DOCUMENT: ("证件已过有效期，审核未通过", "the document has expired"),
+    ReviewReason.OTHER: ("审核未通过，请根据审核意见修改后重新提交", "rejected for another reason (see comment)"),
+    ReviewReason.NEW_IMAGES_UNCLEAR: ("证件照片不清晰，请重新拍摄上传", "new photos needed: not clear enough"),
+    ReviewReason.NEW_IMAGES_SIDE_MISSING: (
+        "缺少证件正面或背面照片，请补充上传",
+        "new photos needed: a side is missing",
+    ),
+    ReviewReason.NEW_IMAGES_CROPPED: (
+        "证件未完整拍摄，请将证件完整拍入画面",
+        "new photos needed: the document is cut off",
+    ),
     ImageErrorCode.EMPTY_FILE: ("上传的文件为空", "the file is empty"),
     ImageErrorCode.FILE_TOO_LARGE: ("文件过大，请上传20MB以内的照片", "the file exceeds the size limit"),
     ImageErrorCode.NOT_AN_IMAGE: ("文件不是图片，请上传JPG或PNG照片", "the file is not an image"),

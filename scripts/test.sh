@@ -14,6 +14,16 @@ if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
         exit 1
     fi
 fi
+# Chromium for the console's browser test (Playwright drives Debian's build; never `playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    else
+        echo "error: no /usr/bin/chromium; install chromium (apt) first" >&2
+        exit 1
+    fi
+fi
 
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3

@@ -23,7 +23,7 @@ from ocr_service.config import Settings, get_settings
 
 LIVE_QUEUE = "live"  # applicant uploads: someone is waiting for the answer
 BATCH_QUEUE = "batch"  # re-verification and other bulk work; never delays a live scan
-TASK_MODULES = ["ocr_service.verification.tasks"]
+TASK_MODULES = ["ocr_service.verification.tasks", "ocr_service.jobs.reverify_tasks"]
 
 _apps: dict[tuple[str, int, str], Celery] = {}
 _apps_lock = Lock()
@@ -59,7 +59,10 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=LIVE_QUEUE,
         task_default_exchange="ocr",
         task_default_routing_key=LIVE_QUEUE,
-        task_routes={"ocr_service.verification.tasks.scan_*": {"queue": LIVE_QUEUE, "routing_key": LIVE_QUEUE}},
+        task_routes={
+            "ocr_service.verification.tasks.scan_*": {"queue": LIVE_QUEUE, "routing_key": LIVE_QUEUE},
+            "ocr_service.jobs.reverify_tasks.*": {"queue": BATCH_QUEUE, "routing_key": BATCH_QUEUE},
+        },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

@@ -259,3 +259,8 @@ class IdempotencyRecord(Base):
     verification_id: Mapped[str] = mapped_column(ForeignKey("verifications.id", ondelete="CASCADE"), index=True)
     attempt_id: Mapped[str | None] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The review tables hang off the same Base; importing them here registers the whole schema
+# wherever the service's models are imported (Alembic's env.py, the schema test).
+import ocr_service.review.models  # noqa: E402, F401

@@ -33,6 +33,8 @@ DESIGNED = {
     (S.IN_REVIEW, S.WITHDRAWN),
     (S.IN_REVIEW, S.VERIFIED),
     (S.IN_REVIEW, S.REJECTED),
+    (S.IN_REVIEW, S.RETAKE),  # a reviewer asks for new images (issue 4)
+    (S.VERIFIED, S.REJECTED),  # a reviewer rejects an identity flagged by re-verification (issue 4)
 }
 
 

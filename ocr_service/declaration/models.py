@@ -1,0 +1,150 @@
+"""The declaration module's tables: work units, bindings, declarations, their history and attachments.
+
+Personal data: the applicant's ID number is copied from the verified identity and stored only
+encrypted (``number_enc``); the form the applicant fills in (teachers' ID numbers included) is
+stored encrypted as one JSON document (``form_enc``). Attachments live encrypted in the blob
+store. The schema is owned by migration ``0003_declaration``; keep the two identical.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ocr_service.db import Base, str_enum, utcnow
+from ocr_service.verification.models import DocumentType, UuidPrimaryKey
+
+
+class DeclarationKind(StrEnum):
+    TCM_EXPERTISE = "tcm_expertise"  # 中医医术确有专长人员医师资格考核
+    PHYSICIAN_PROBATION = "physician_probation"  # 医师资格考试试用期申报
+
+
+class DeclarationStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    UNDER_REVIEW = "under_review"
+    APPROVED = "approved"
+    RETURNED = "returned"
+    MODIFICATION_ALLOWED = "modification_allowed"
+    WITHDRAWN = "withdrawn"
+
+
+class WorkUnit(UuidPrimaryKey, Base):
+    """A unit (hospital, clinic) that confirms probation declarations. The code is stored hashed."""
+
+    __tablename__ = "work_units"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # "pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>" (see service.hash_confirmation_code)
+    confirmation_code_hash: Mapped[str] = mapped_column(String(200))
+    # the API key the unit's administrator reviews with (issued when the unit is registered)
+    reviewer_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UnitBinding(UuidPrimaryKey, Base):
+    """The work unit a subject is bound to (at most one; unbinding deletes the row)."""
+
+    __tablename__ = "work_unit_bindings"
+    __table_args__ = (UniqueConstraint("client_key_id", "subject_id"),)
+
+    client_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    subject_id: Mapped[str] = mapped_column(String(128))
+    work_unit_id: Mapped[str] = mapped_column(ForeignKey("work_units.id"), index=True)
+    bound_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    work_unit: Mapped[WorkUnit] = relationship()
+
+
+class BindAttempt(Base):
+    """One try to bind a unit; the failed ones in a window make the rate limit."""
+
+    __tablename__ = "work_unit_bind_attempts"
+    __table_args__ = (Index("ix_work_unit_bind_attempts_subject_at", "client_key_id", "subject_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    subject_id: Mapped[str] = mapped_column(String(128))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Declaration(UuidPrimaryKey, Base):
+    """One application of one subject. Applicant fields are copies of the verified identity."""
+
+    __tablename__ = "declarations"
+    __table_args__ = (
+        Index("ix_declarations_client_subject", "client_key_id", "subject_id"),
+        Index("ix_declarations_status_updated", "status", "updated_at"),
+    )
+
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[DeclarationKind] = mapped_column(str_enum(DeclarationKind))
+    status: Mapped[DeclarationStatus] = mapped_column(str_enum(DeclarationStatus))
+    client_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    subject_id: Mapped[str] = mapped_column(String(128))
+    identity_id: Mapped[str] = mapped_column(ForeignKey("verified_identities.id"), index=True)
+    verification_id: Mapped[str] = mapped_column(ForeignKey("verifications.id"))
+    applicant_name: Mapped[str] = mapped_column(String(200))
+    applicant_sex: Mapped[str | None] = mapped_column(String(8))
+    applicant_ethnicity: Mapped[str | None] = mapped_column(String(32))
+    document_type: Mapped[DocumentType] = mapped_column(str_enum(DocumentType))
+    number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    form_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # probation: the unit the applicant was bound to when confirming (its name is checked)
+    work_unit_id: Mapped[str | None] = mapped_column(ForeignKey("work_units.id"), index=True)
+    confirmed_at: Mapped[datetime | None]
+    submitted_at: Mapped[datetime | None]
+    # printed on the notice; a clerk checks it at GET /v1/declarations/verify/{code}
+    verify_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    work_unit: Mapped[WorkUnit | None] = relationship()
+    events: Mapped[list[DeclarationEvent]] = relationship(
+        back_populates="declaration", order_by="DeclarationEvent.id", passive_deletes=True
+    )
+    attachments: Mapped[list[DeclarationAttachment]] = relationship(
+        back_populates="declaration", order_by="DeclarationAttachment.created_at", passive_deletes=True
+    )
+
+
+class DeclarationEvent(Base):
+    """Append-only history of a declaration's transitions (who, when, from, to, why)."""
+
+    __tablename__ = "declaration_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id", ondelete="CASCADE"), index=True)
+    # NULL for the event that created the declaration
+    from_status: Mapped[DeclarationStatus | None] = mapped_column(str_enum(DeclarationStatus))
+    to_status: Mapped[DeclarationStatus] = mapped_column(str_enum(DeclarationStatus))
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # "key:<api key id>", "unit:<work unit id>", "admin:<api key id>"
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    declaration: Mapped[Declaration] = relationship(back_populates="events")
+
+
+class DeclarationAttachment(UuidPrimaryKey, Base):
+    """An uploaded file (PDF, JPEG, PNG); the form refers to it by id."""
+
+    __tablename__ = "declaration_attachments"
+
+    declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id", ondelete="CASCADE"), index=True)
+    blob_id: Mapped[str] = mapped_column(String(32))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    declaration: Mapped[Declaration] = relationship(back_populates="attachments")

@@ -1,0 +1,156 @@
+"""What each kind of declaration requires, as data: narratives, teachers, uploads and their conditions.
+
+The rules in ``validation.py`` read these tables; changing what an applicant must provide
+(a new material, another condition) is an edit here, not in the code that checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ocr_service.verification.models import DocumentType
+
+
+class CandidateType(StrEnum):
+    APPRENTICESHIP = "apprenticeship"  # 以师承方式学习中医
+    YEARS_OF_PRACTICE = "years_of_practice"  # 经多年中医医术实践
+
+
+class TeacherRole(StrEnum):
+    INSTRUCTING = "instructing"  # 指导老师
+    RECOMMENDING = "recommending"  # 推荐医师
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file the applicant must (or may) upload: the form key that holds its attachment id."""
+
+    slot: str
+    label_zh: str
+
+
+@dataclass(frozen=True)
+class TeacherCount:
+    minimum: int
+    maximum: int | None  # None: no upper limit
+
+
+@dataclass(frozen=True)
+class CandidateRequirements:
+    label_zh: str
+    narratives: tuple[Upload, ...]  # reused for text fields: key + Chinese label
+    teachers: Mapping[TeacherRole, TeacherCount]
+    materials: tuple[Upload, ...]
+
+
+# Every teacher brings the same four documents (the seed manual: 身份证、医师资格证、医师执业证、专业技术职称证书).
+TEACHER_DOCUMENTS: tuple[Upload, ...] = (
+    Upload("id_card", "身份证"),
+    Upload("physician_qualification", "医师资格证书"),
+    Upload("practising_certificate", "医师执业证书"),
+    Upload("professional_title", "专业技术职称证书"),
+)
+
+TCM_CANDIDATES: Mapping[CandidateType, CandidateRequirements] = {
+    CandidateType.APPRENTICESHIP: CandidateRequirements(
+        label_zh="以师承方式学习中医",
+        narratives=(
+            Upload("cultural_education_history", "文化学习经历"),
+            Upload("study_and_practice_history", "跟师学习医术及实践经历"),
+            Upload("expertise_summary", "医术专长综述"),
+        ),
+        teachers={
+            TeacherRole.INSTRUCTING: TeacherCount(1, 1),
+            TeacherRole.RECOMMENDING: TeacherCount(2, None),
+        },
+        materials=(
+            Upload("apprenticeship_contract", "师承关系合同（公证书）"),
+            Upload("study_notes", "跟师学习笔记、临床实践记录"),
+            Upload("education_certificate", "学历证明"),
+        ),
+    ),
+    CandidateType.YEARS_OF_PRACTICE: CandidateRequirements(
+        label_zh="经多年中医医术实践",
+        narratives=(
+            Upload("skill_origin", "医术渊源"),
+            Upload("personal_study_history", "个人学习经历"),
+            Upload("practice_history", "医术实践经历"),
+            Upload("expertise_summary", "医术专长综述"),
+        ),
+        teachers={
+            TeacherRole.INSTRUCTING: TeacherCount(0, 0),
+            TeacherRole.RECOMMENDING: TeacherCount(2, None),
+        },
+        materials=(
+            Upload("practice_proof", "医术实践证明材料（连续5年以上）"),
+            Upload("patient_evidence", "患者推荐或疗效证明材料"),
+        ),
+    ),
+}
+
+
+# --- physician probation ----------------------------------------------------------------------
+
+
+class PhysicianLevel(StrEnum):
+    PHYSICIAN = "physician"  # 执业医师
+    ASSISTANT_PHYSICIAN = "assistant_physician"  # 执业助理医师
+
+
+class PhysicianCategory(StrEnum):
+    CLINICAL = "clinical"  # 临床
+    CHINESE_MEDICINE = "chinese_medicine"  # 中医
+    STOMATOLOGY = "stomatology"  # 口腔
+    PUBLIC_HEALTH = "public_health"  # 公共卫生
+
+
+@dataclass(frozen=True)
+class Condition:
+    """When a conditional requirement applies: a true form flag, or one of some document types."""
+
+    form_flag: str | None = None
+    document_types: frozenset[DocumentType] = frozenset()
+
+    def applies(self, form: Mapping[str, object], document_type: DocumentType) -> bool:
+        if self.form_flag is not None:
+            return bool(form.get(self.form_flag))
+        return document_type in self.document_types
+
+
+@dataclass(frozen=True)
+class ConditionalUpload:
+    upload: Upload
+    when: Condition
+
+
+@dataclass(frozen=True)
+class ConditionalField:
+    field: str
+    label_zh: str
+    when: Condition
+
+
+_NON_MAINLAND = frozenset({DocumentType.HK_MACAU_PERMIT, DocumentType.TAIWAN_PERMIT, DocumentType.FOREIGN_PASSPORT})
+_MILITARY = frozenset({DocumentType.MILITARY})
+
+_ASSISTANT = Condition(form_flag="assistant_to_physician")
+
+PROBATION_CONDITIONAL_FIELDS: tuple[ConditionalField, ...] = (
+    ConditionalField("qualification_certificate_number", "医师资格证书编号", _ASSISTANT),
+    ConditionalField("practising_certificate_number", "医师执业证书编号", _ASSISTANT),
+)
+
+PROBATION_CONDITIONAL_UPLOADS: tuple[ConditionalUpload, ...] = (
+    ConditionalUpload(Upload("commitment_letter", "应届毕业生承诺书"), Condition(form_flag="fresh_graduate")),
+    ConditionalUpload(
+        Upload("internship_review_form", "港澳台及外籍人员参加医师资格考试实习申请审核表"),
+        Condition(document_types=_NON_MAINLAND),
+    ),
+    ConditionalUpload(Upload("military_education_proof", "部队团级以上学历证明"), Condition(document_types=_MILITARY)),
+    ConditionalUpload(Upload("military_probation_assessment", "试用期考核合格表"), Condition(document_types=_MILITARY)),
+)
+
+# Several files allowed, none required (工作经历证明等).
+PROBATION_SUPPORTING_FILES = Upload("supporting_files", "其他证明材料")

@@ -1,0 +1,325 @@
+"""HTTP routes of the declaration module: thin (parse, call ``service``, return a schema).
+
+Applicant side (scope ``client``): work-unit search and binding, declarations, their form,
+attachments, confirm/submit/withdraw and the notice. Review side: an ``admin`` key, or the
+reviewer key a work unit was given when it was registered (its own unit's declarations only).
+Registering units needs ``admin``. Attachments are always served as downloads with
+``nosniff``, never rendered inline.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Depends, File, Query, Request, Response, UploadFile, status
+
+from ocr_service.auth import AdminKey, require_scope
+from ocr_service.db import SessionDep
+from ocr_service.declaration import service
+from ocr_service.declaration.models import DeclarationStatus
+from ocr_service.declaration.schemas import (
+    AttachmentOut,
+    BindingOut,
+    BindRequest,
+    DeclarationCreate,
+    DeclarationOut,
+    NoticeCheckOut,
+    ReasonIn,
+    ReturnIn,
+    ReviewDeclarationOut,
+    WorkUnitCreate,
+    WorkUnitCreated,
+    WorkUnitOut,
+)
+from ocr_service.errors import not_found
+from ocr_service.storage import BlobStore, get_blob_store
+from ocr_service.verification.models import ApiKey
+from ocr_service.verification.routes import Client, SettingsDep
+from ocr_service.verification.schemas import ErrorOut
+
+AnyKey = Annotated[ApiKey, Depends(require_scope())]
+Reviewer = AnyKey  # admin, or a unit's reviewer key: service.reviewer_can_see decides per declaration
+
+
+def _blob_store() -> BlobStore:
+    return get_blob_store()
+
+
+BlobStoreDep = Annotated[BlobStore, Depends(_blob_store)]
+
+
+def _errors(*codes: int) -> dict[int | str, dict]:
+    return {code: {"model": ErrorOut} for code in (401, 403, *codes)}
+
+
+router = APIRouter(prefix="/v1/declarations", tags=["declarations"])
+
+
+def _download(data: bytes, content_type: str, filename: str) -> Response:
+    return Response(
+        content=data,
+        media_type=content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename=\"download\"; filename*=UTF-8''{quote(filename)}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+# --- routes with fixed first segments (before /{declaration_id}) ---------------------------------
+
+
+@router.get(
+    "/verify/{code}",
+    response_model=NoticeCheckOut,
+    summary="Check a printed notice's verification code",
+    responses=_errors(404),
+)
+def verify_notice(code: str, key: AnyKey, session: SessionDep) -> NoticeCheckOut:
+    return service.check_notice(session, code)
+
+
+@router.post(
+    "/admin/work-units",
+    response_model=WorkUnitCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a work unit (its confirmation code is stored hashed)",
+    responses=_errors(409),
+)
+def register_work_unit(body: WorkUnitCreate, admin: AdminKey, session: SessionDep) -> WorkUnitCreated:
+    unit, secret = service.register_work_unit(session, body.name, body.confirmation_code)
+    return WorkUnitCreated(id=unit.id, name=unit.name, reviewer_key=secret)
+
+
+@router.get("/work-units", response_model=list[WorkUnitOut], summary="Search work units by name")
+def search_work_units(
+    client: Client, session: SessionDep, name: Annotated[str, Query(min_length=1, max_length=200)]
+) -> list[WorkUnitOut]:
+    return [WorkUnitOut(id=u.id, name=u.name) for u in service.search_work_units(session, name)]
+
+
+@router.put(
+    "/work-unit-binding",
+    response_model=BindingOut,
+    summary="Bind (or rebind) the subject to a work unit",
+    responses=_errors(404, 422, 429),
+)
+def bind_work_unit(body: BindRequest, client: Client, session: SessionDep) -> BindingOut:
+    binding = service.bind_work_unit(session, client, body.subject_id, body.work_unit_id, body.confirmation_code)
+    return BindingOut(
+        subject_id=binding.subject_id,
+        work_unit=WorkUnitOut(id=binding.work_unit.id, name=binding.work_unit.name),
+        bound_at=binding.bound_at,
+    )
+
+
+@router.get("/work-unit-binding", response_model=BindingOut, summary="The subject's bound unit", responses=_errors(404))
+def get_binding(client: Client, session: SessionDep, subject_id: Annotated[str, Query(max_length=128)]) -> BindingOut:
+    binding = service.get_binding(session, client, subject_id)
+    if binding is None:
+        raise not_found("work unit binding")
+    return BindingOut(
+        subject_id=binding.subject_id,
+        work_unit=WorkUnitOut(id=binding.work_unit.id, name=binding.work_unit.name),
+        bound_at=binding.bound_at,
+    )
+
+
+@router.delete("/work-unit-binding", status_code=status.HTTP_204_NO_CONTENT, summary="Unbind the subject's unit")
+def unbind_work_unit(client: Client, session: SessionDep, subject_id: Annotated[str, Query(max_length=128)]) -> None:
+    service.unbind_work_unit(session, client, subject_id)
+
+
+# --- review ---------------------------------------------------------------------------------------
+
+
+@router.get("/review", response_model=list[ReviewDeclarationOut], summary="Declarations for this reviewer")
+def review_list(
+    key: Reviewer, session: SessionDep, status_filter: Annotated[DeclarationStatus | None, Query(alias="status")] = None
+) -> list[ReviewDeclarationOut]:
+    return [
+        service.declaration_view(d, for_reviewer=True) for d in service.list_for_review(session, key, status_filter)
+    ]
+
+
+@router.get(
+    "/review/{declaration_id}",
+    response_model=ReviewDeclarationOut,
+    summary="One declaration as the reviewer sees it (with why it is flagged)",
+    responses=_errors(404),
+)
+def review_get(declaration_id: str, key: Reviewer, session: SessionDep) -> ReviewDeclarationOut:
+    return service.declaration_view(service.get_for_review(session, key, declaration_id), for_reviewer=True)
+
+
+@router.get(
+    "/review/{declaration_id}/attachments/{attachment_id}",
+    response_class=Response,
+    summary="Download an attachment (never inline)",
+    responses=_errors(404),
+)
+def review_attachment(
+    declaration_id: str, attachment_id: str, key: Reviewer, session: SessionDep, store: BlobStoreDep
+) -> Response:
+    declaration = service.get_for_review(session, key, declaration_id)
+    attachment, data = service.read_attachment(declaration, attachment_id, store)
+    return _download(data, attachment.content_type, attachment.filename)
+
+
+@router.post("/review/{declaration_id}/start", response_model=ReviewDeclarationOut, responses=_errors(404, 409))
+def review_start(declaration_id: str, key: Reviewer, session: SessionDep, body: ReasonIn) -> ReviewDeclarationOut:
+    """Start reviewing a submitted declaration (the applicant can no longer withdraw it)."""
+    declaration = service.review_action(session, key, declaration_id, service.Action.START_REVIEW, body.reason)
+    return service.declaration_view(declaration, for_reviewer=True)
+
+
+@router.post("/review/{declaration_id}/approve", response_model=ReviewDeclarationOut, responses=_errors(404, 409))
+def review_approve(declaration_id: str, key: Reviewer, session: SessionDep, body: ReasonIn) -> ReviewDeclarationOut:
+    """Approve: read-only for the applicant from now on."""
+    declaration = service.review_action(session, key, declaration_id, service.Action.APPROVE, body.reason)
+    return service.declaration_view(declaration, for_reviewer=True)
+
+
+@router.post("/review/{declaration_id}/return", response_model=ReviewDeclarationOut, responses=_errors(404, 409, 422))
+def review_return(declaration_id: str, key: Reviewer, session: SessionDep, body: ReturnIn) -> ReviewDeclarationOut:
+    """Return to the applicant with a reason; they edit and resubmit."""
+    declaration = service.review_action(session, key, declaration_id, service.Action.RETURN, body.reason)
+    return service.declaration_view(declaration, for_reviewer=True)
+
+
+@router.post(
+    "/review/{declaration_id}/allow-modification", response_model=ReviewDeclarationOut, responses=_errors(404, 409)
+)
+def review_allow_modification(
+    declaration_id: str, key: Reviewer, session: SessionDep, body: ReasonIn
+) -> ReviewDeclarationOut:
+    """Reopen an approved declaration so the applicant may edit and resubmit."""
+    declaration = service.review_action(session, key, declaration_id, service.Action.ALLOW_MODIFICATION, body.reason)
+    return service.declaration_view(declaration, for_reviewer=True)
+
+
+# --- the applicant's declarations -----------------------------------------------------------------
+
+
+@router.post(
+    "",
+    response_model=DeclarationOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a declaration for a subject with a verified identity",
+    responses=_errors(409, 422),
+)
+def create_declaration(body: DeclarationCreate, client: Client, session: SessionDep) -> DeclarationOut:
+    return service.declaration_view(service.create_declaration(session, client, body.subject_id, body.kind))
+
+
+@router.get("", response_model=list[DeclarationOut], summary="A subject's declarations")
+def list_declarations(
+    client: Client, session: SessionDep, subject_id: Annotated[str, Query(max_length=128)]
+) -> list[DeclarationOut]:
+    return [service.declaration_view(d) for d in service.list_declarations(session, client, subject_id)]
+
+
+@router.get(
+    "/{declaration_id}",
+    response_model=DeclarationOut,
+    summary="Progress: status, history, what is missing",
+    responses=_errors(404),
+)
+def get_declaration(declaration_id: str, client: Client, session: SessionDep) -> DeclarationOut:
+    return service.declaration_view(service.get_declaration(session, client, declaration_id))
+
+
+@router.put(
+    "/{declaration_id}/form",
+    response_model=DeclarationOut,
+    summary="Save the form (drafts may be incomplete)",
+    responses=_errors(404, 409, 422),
+)
+def save_form(
+    declaration_id: str, client: Client, session: SessionDep, form: Annotated[dict[str, Any], Body()]
+) -> DeclarationOut:
+    return service.declaration_view(service.save_form(session, client, declaration_id, form))
+
+
+@router.post(
+    "/{declaration_id}/attachments",
+    response_model=AttachmentOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a PDF, JPEG or PNG; refer to its id in the form",
+    responses=_errors(404, 409, 413, 415, 422),
+)
+def upload_attachment(
+    declaration_id: str,
+    client: Client,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: BlobStoreDep,
+    file: Annotated[UploadFile, File(description="PDF, JPEG or PNG")],
+) -> AttachmentOut:
+    data = file.file.read(settings.declaration_max_attachment_bytes + 1)
+    attachment = service.add_attachment(session, client, declaration_id, data, file.filename, settings, store)
+    return AttachmentOut(
+        id=attachment.id,
+        content_type=attachment.content_type,
+        size_bytes=attachment.size_bytes,
+        filename=attachment.filename,
+        created_at=attachment.created_at,
+    )
+
+
+@router.get(
+    "/{declaration_id}/attachments/{attachment_id}",
+    response_class=Response,
+    summary="Download an attachment (never inline)",
+    responses=_errors(404),
+)
+def download_attachment(
+    declaration_id: str, attachment_id: str, client: Client, session: SessionDep, store: BlobStoreDep
+) -> Response:
+    declaration = service.get_declaration(session, client, declaration_id)
+    attachment, data = service.read_attachment(declaration, attachment_id, store)
+    return _download(data, attachment.content_type, attachment.filename)
+
+
+@router.post(
+    "/{declaration_id}/confirm",
+    response_model=DeclarationOut,
+    summary="The confirm screen: check everything a submission needs",
+    responses=_errors(404, 409, 422),
+)
+def confirm(declaration_id: str, client: Client, session: SessionDep) -> DeclarationOut:
+    return service.declaration_view(service.confirm(session, client, declaration_id))
+
+
+@router.post(
+    "/{declaration_id}/submit",
+    response_model=DeclarationOut,
+    summary="Submit for review",
+    responses=_errors(404, 409, 422),
+)
+def submit(declaration_id: str, client: Client, session: SessionDep) -> DeclarationOut:
+    return service.declaration_view(service.submit(session, client, declaration_id))
+
+
+@router.post(
+    "/{declaration_id}/withdraw",
+    response_model=DeclarationOut,
+    summary="Withdraw before review starts, to edit",
+    responses=_errors(404, 409),
+)
+def withdraw(declaration_id: str, client: Client, session: SessionDep) -> DeclarationOut:
+    return service.declaration_view(service.withdraw(session, client, declaration_id))
+
+
+@router.get(
+    "/{declaration_id}/notice.pdf",
+    response_class=Response,
+    summary="The printable registration success notice (PDF)",
+    responses=_errors(404, 409),
+)
+def notice(declaration_id: str, client: Client, session: SessionDep, request: Request) -> Response:
+    declaration, pdf = service.notice_pdf(session, client, declaration_id)
+    return _download(pdf, "application/pdf", f"notice-{declaration.number}.pdf")

@@ -1,0 +1,749 @@
+"""Declarations: creating them from a verified identity, the form, attachments, the state machine, review.
+
+Service functions take a session and plain arguments and are the only code that writes the
+declaration tables; they commit what they write. Applicant fields (name, sex, ethnicity, ID
+number, verification id) are copied from ``VerifiedIdentity`` when a declaration is created and
+are never taken from a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from ocr_service.auth import Scope, create_api_key
+from ocr_service.config import Settings
+from ocr_service.crypto import get_cipher
+from ocr_service.db import utcnow
+from ocr_service.declaration import validation
+from ocr_service.declaration.models import (
+    BindAttempt,
+    Declaration,
+    DeclarationAttachment,
+    DeclarationEvent,
+    DeclarationKind,
+    DeclarationStatus,
+    UnitBinding,
+    WorkUnit,
+)
+from ocr_service.declaration.requirements import (
+    PROBATION_CONDITIONAL_UPLOADS,
+    TCM_CANDIDATES,
+    TEACHER_DOCUMENTS,
+)
+from ocr_service.declaration.schemas import (
+    ApplicantOut,
+    AttachmentOut,
+    DeclarationOut,
+    EventOut,
+    NoticeCheckOut,
+    ProbationForm,
+    RequiredUploadOut,
+    ReviewDeclarationOut,
+    TcmForm,
+    WorkUnitOut,
+)
+from ocr_service.errors import ApiError, not_found
+from ocr_service.logs import mask_id_number
+from ocr_service.storage import BlobStore
+from ocr_service.verification.models import ApiKey, VerifiedIdentity
+from ocr_service.verification.service import _identity_aad
+from pipelines import divisions
+from pipelines.decode import ImageDecodeError, decode_image
+
+S = DeclarationStatus
+
+# --- the state machine ----------------------------------------------------------------------------
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    SUBMIT = "submit"
+    WITHDRAW = "withdraw"
+    START_REVIEW = "start_review"
+    APPROVE = "approve"
+    RETURN = "return"
+    ALLOW_MODIFICATION = "allow_modification"
+
+
+# action -> (the statuses it may start from, the status it leads to)
+TRANSITIONS: dict[Action, tuple[frozenset[DeclarationStatus], DeclarationStatus]] = {
+    Action.SUBMIT: (frozenset({S.DRAFT, S.WITHDRAWN, S.RETURNED, S.MODIFICATION_ALLOWED}), S.SUBMITTED),
+    # only before the unit has started reviewing
+    Action.WITHDRAW: (frozenset({S.SUBMITTED}), S.WITHDRAWN),
+    Action.START_REVIEW: (frozenset({S.SUBMITTED}), S.UNDER_REVIEW),
+    Action.APPROVE: (frozenset({S.SUBMITTED, S.UNDER_REVIEW}), S.APPROVED),
+    Action.RETURN: (frozenset({S.SUBMITTED, S.UNDER_REVIEW}), S.RETURNED),
+    Action.ALLOW_MODIFICATION: (frozenset({S.APPROVED}), S.MODIFICATION_ALLOWED),
+}
+# where the applicant may change the form and attachments
+EDITABLE = frozenset({S.DRAFT, S.WITHDRAWN, S.RETURNED, S.MODIFICATION_ALLOWED})
+# approved is final until the unit reopens it; only open declarations get flagged
+OPEN = frozenset(set(S) - {S.APPROVED})
+
+# Failed confirmation codes per subject before binding is refused for the rest of the window:
+# a 6-digit code has 10^6 values, so 5 tries per 15 minutes makes guessing hopeless.
+BIND_MAX_FAILURES = 5
+BIND_WINDOW = timedelta(minutes=15)
+# PBKDF2 rounds for confirmation codes: codes are short, so the hash must be slow to brute-force
+# offline; 100k SHA-256 rounds take ~50 ms, paid only when a unit is registered or bound.
+CODE_HASH_ITERATIONS = 100_000
+# Attachments: PDF, JPEG and PNG only, recognised by their first bytes.
+_SIGNATURES = ((b"%PDF-", "application/pdf"), (b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
+_EXTENSIONS = {"application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png"}
+
+
+def illegal_transition(declaration: Declaration, action: Action) -> ApiError:
+    return ApiError(
+        "illegal_transition",
+        409,
+        f"cannot {action.value} a declaration that is {declaration.status.value}",
+        "当前申报状态不允许此操作",
+        {"current_status": declaration.status.value, "action": action.value},
+    )
+
+
+def transition(
+    session: Session, declaration: Declaration, action: Action, actor: str, reason: str | None = None
+) -> None:
+    """Move along the state machine and record the event (who, when, from, to, why), or 409."""
+    allowed_from, to_status = TRANSITIONS[action]
+    if declaration.status not in allowed_from:
+        raise illegal_transition(declaration, action)
+    declaration.events.append(
+        DeclarationEvent(
+            declaration_id=declaration.id,
+            from_status=declaration.status,
+            to_status=to_status,
+            action=action.value,
+            reason=reason,
+            actor=actor,
+        )
+    )
+    declaration.status = to_status
+    declaration.updated_at = utcnow()
+
+
+def validation_failed(errors: list[validation.FieldError]) -> ApiError:
+    return ApiError(
+        "validation_failed",
+        422,
+        "the declaration has invalid or missing fields",
+        "申报信息有误，请按提示修改",
+        {"errors": [error.as_dict() for error in errors]},
+    )
+
+
+def _actor(key: ApiKey) -> str:
+    return f"key:{key.id}"
+
+
+# --- personal data -----------------------------------------------------------------------------
+
+
+def _number_aad(declaration_id: str) -> bytes:
+    return b"declarations.number:" + declaration_id.encode()
+
+
+def _form_aad(declaration_id: str) -> bytes:
+    return b"declarations.form:" + declaration_id.encode()
+
+
+def _attachment_aad(declaration_id: str) -> bytes:
+    return b"declaration_attachments:" + declaration_id.encode()
+
+
+def applicant_number(declaration: Declaration) -> str:
+    return get_cipher().decrypt_text(declaration.number_enc, _number_aad(declaration.id))
+
+
+def read_form(declaration: Declaration) -> dict[str, Any]:
+    if declaration.form_enc is None:
+        return {}
+    return json.loads(get_cipher().decrypt_text(declaration.form_enc, _form_aad(declaration.id)))
+
+
+def _write_form(declaration: Declaration, form: dict[str, Any]) -> None:
+    text = json.dumps(form, ensure_ascii=False, sort_keys=True)
+    declaration.form_enc = get_cipher().encrypt_text(text, _form_aad(declaration.id))
+
+
+def _parsed(declaration: Declaration) -> TcmForm | ProbationForm:
+    model = TcmForm if declaration.kind is DeclarationKind.TCM_EXPERTISE else ProbationForm
+    return model.model_validate(read_form(declaration))
+
+
+# --- work units -----------------------------------------------------------------------------------
+
+
+def hash_confirmation_code(code: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", code.strip().encode(), salt, CODE_HASH_ITERATIONS)
+    return f"pbkdf2_sha256${CODE_HASH_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def check_confirmation_code(code: str, stored: str) -> bool:
+    _scheme, iterations, salt, expected = stored.split("$")
+    digest = hashlib.pbkdf2_hmac("sha256", code.strip().encode(), bytes.fromhex(salt), int(iterations))
+    return hmac.compare_digest(digest.hex(), expected)
+
+
+def register_work_unit(session: Session, name: str, confirmation_code: str) -> tuple[WorkUnit, str]:
+    """Register a unit; returns it and the secret of its reviewer key (shown once)."""
+    name = name.strip()
+    if session.scalar(select(WorkUnit.id).where(WorkUnit.name == name)) is not None:
+        raise ApiError("work_unit_exists", 409, "a work unit with this name is registered", "该单位已注册")
+    key, secret = create_api_key(session, f"work unit: {name}"[:200], [Scope.REVIEWER])
+    unit = WorkUnit(name=name, confirmation_code_hash=hash_confirmation_code(confirmation_code), reviewer_key_id=key.id)
+    session.add(unit)
+    session.commit()
+    return unit, secret
+
+
+def search_work_units(session: Session, name: str, limit: int = 20) -> list[WorkUnit]:
+    pattern = "%" + name.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    query = select(WorkUnit).where(WorkUnit.name.like(pattern, escape="\\")).order_by(WorkUnit.name).limit(limit)
+    return list(session.scalars(query))
+
+
+def get_binding(session: Session, client: ApiKey, subject_id: str) -> UnitBinding | None:
+    return session.scalar(
+        select(UnitBinding).where(UnitBinding.client_key_id == client.id, UnitBinding.subject_id == subject_id)
+    )
+
+
+def bind_work_unit(session: Session, client: ApiKey, subject_id: str, work_unit_id: str, code: str) -> UnitBinding:
+    """Bind the subject to a unit after checking the unit's code; rebinding replaces the binding."""
+    since = utcnow() - BIND_WINDOW
+    failures = session.scalar(
+        select(func.count())
+        .select_from(BindAttempt)
+        .where(
+            BindAttempt.client_key_id == client.id,
+            BindAttempt.subject_id == subject_id,
+            BindAttempt.succeeded.is_(False),
+            BindAttempt.at >= since,
+        )
+    )
+    if (failures or 0) >= BIND_MAX_FAILURES:
+        raise ApiError(
+            "too_many_bind_attempts",
+            429,
+            "too many wrong confirmation codes; try again later",
+            "单位确认码错误次数过多，请15分钟后再试",
+            {"window_seconds": int(BIND_WINDOW.total_seconds()), "max_failures": BIND_MAX_FAILURES},
+        )
+    unit = session.get(WorkUnit, work_unit_id)
+    if unit is None:
+        raise ApiError("work_unit_not_found", 404, "no such work unit", "未找到该单位，请确认单位已注册")
+    ok = check_confirmation_code(code, unit.confirmation_code_hash)
+    session.add(BindAttempt(client_key_id=client.id, subject_id=subject_id, succeeded=ok))
+    if not ok:
+        session.commit()  # the failure counts even though the request fails
+        remaining = max(BIND_MAX_FAILURES - (failures or 0) - 1, 0)
+        raise ApiError(
+            "wrong_confirmation_code",
+            422,
+            "the confirmation code is wrong",
+            "单位确认码错误，请向申报单位核实",
+            {
+                "errors": [
+                    {
+                        "field": "confirmation_code",
+                        "code": "wrong_confirmation_code",
+                        "message_zh": "单位确认码错误，请向申报单位核实",
+                    }
+                ],
+                "remaining_attempts": remaining,
+            },
+        )
+    binding = get_binding(session, client, subject_id)
+    if binding is None:
+        binding = UnitBinding(client_key_id=client.id, subject_id=subject_id, work_unit_id=unit.id)
+        session.add(binding)
+    binding.work_unit_id = unit.id
+    binding.work_unit = unit
+    binding.bound_at = utcnow()
+    session.commit()
+    return binding
+
+
+def unbind_work_unit(session: Session, client: ApiKey, subject_id: str) -> None:
+    session.execute(
+        delete(UnitBinding).where(UnitBinding.client_key_id == client.id, UnitBinding.subject_id == subject_id)
+    )
+    session.commit()
+
+
+# --- declarations -------------------------------------------------------------------------------
+
+
+def _new_declaration_number(kind: DeclarationKind) -> str:
+    prefix = "ZC" if kind is DeclarationKind.TCM_EXPERTISE else "SY"
+    return f"{prefix}{utcnow():%Y%m%d}{secrets.randbelow(10**8):08d}"
+
+
+def create_declaration(session: Session, client: ApiKey, subject_id: str, kind: DeclarationKind) -> Declaration:
+    """A draft for a subject with a verified identity, pre-filled from that identity."""
+    identity = session.scalar(
+        select(VerifiedIdentity).where(
+            VerifiedIdentity.client_key_id == client.id, VerifiedIdentity.subject_id == subject_id
+        )
+    )
+    if identity is None:
+        raise ApiError(
+            "identity_not_verified",
+            409,
+            "the subject has no verified identity; complete real-name verification first",
+            "请先完成实名认证",
+        )
+    cipher = get_cipher()
+    number = cipher.decrypt_text(identity.number_enc, _identity_aad(identity.id))
+    declaration = Declaration(
+        number=_new_declaration_number(kind),
+        kind=kind,
+        status=S.DRAFT,
+        client_key_id=client.id,
+        subject_id=subject_id,
+        identity_id=identity.id,
+        verification_id=identity.verification_id,
+        applicant_name=identity.name,
+        applicant_sex=identity.sex,
+        applicant_ethnicity=identity.ethnicity,
+        document_type=identity.document_type,
+        flagged=identity.flagged,
+        flag_reason=identity.flag_reason if identity.flagged else None,
+    )
+    declaration.number_enc = cipher.encrypt_text(number, _number_aad(declaration.id))
+    session.add(declaration)
+    declaration.events.append(
+        DeclarationEvent(
+            declaration_id=declaration.id,
+            from_status=None,
+            to_status=S.DRAFT,
+            action=Action.CREATE,
+            actor=_actor(client),
+        )
+    )
+    session.commit()
+    return declaration
+
+
+def get_declaration(session: Session, client: ApiKey, declaration_id: str) -> Declaration:
+    declaration = session.get(Declaration, declaration_id)
+    if declaration is None or declaration.client_key_id != client.id:
+        raise not_found("declaration")
+    return declaration
+
+
+def list_declarations(session: Session, client: ApiKey, subject_id: str) -> list[Declaration]:
+    query = (
+        select(Declaration)
+        .where(Declaration.client_key_id == client.id, Declaration.subject_id == subject_id)
+        .order_by(Declaration.created_at)
+    )
+    return list(session.scalars(query))
+
+
+def _require_editable(declaration: Declaration) -> None:
+    if declaration.status not in EDITABLE:
+        raise ApiError(
+            "declaration_not_editable",
+            409,
+            f"a declaration that is {declaration.status.value} cannot be changed",
+            "当前申报状态不允许修改",
+            {"current_status": declaration.status.value},
+        )
+
+
+def form_errors(declaration: Declaration, raw: dict[str, Any]) -> tuple[TcmForm | ProbationForm | None, list]:
+    attachment_ids = {attachment.id for attachment in declaration.attachments}
+    if declaration.kind is DeclarationKind.TCM_EXPERTISE:
+        form, errors = validation.parse_form(TcmForm, raw)
+        return form, errors or validation.tcm_form_errors(form, attachment_ids)
+    form, errors = validation.parse_form(ProbationForm, raw)
+    return form, errors or validation.probation_form_errors(form, attachment_ids)
+
+
+def save_form(session: Session, client: ApiKey, declaration_id: str, raw: dict[str, Any]) -> Declaration:
+    """Replace the form (a draft may be incomplete; malformed fields are refused with 422)."""
+    declaration = get_declaration(session, client, declaration_id)
+    _require_editable(declaration)
+    form, errors = form_errors(declaration, raw)
+    if errors:
+        raise validation_failed(errors)
+    _write_form(declaration, form.model_dump(mode="json"))
+    declaration.confirmed_at = None  # a changed form must be confirmed again
+    declaration.updated_at = utcnow()
+    session.commit()
+    return declaration
+
+
+def completeness_errors(session: Session, declaration: Declaration) -> list[validation.FieldError]:
+    form = _parsed(declaration)
+    if isinstance(form, TcmForm):
+        return validation.tcm_completeness_errors(form)
+    unit_name = declaration.work_unit.name if declaration.work_unit is not None else None
+    return validation.probation_completeness_errors(form, declaration.document_type, unit_name)
+
+
+def _snapshot_bound_unit(session: Session, declaration: Declaration, client: ApiKey) -> None:
+    if declaration.kind is DeclarationKind.PHYSICIAN_PROBATION:
+        binding = get_binding(session, client, declaration.subject_id)
+        declaration.work_unit_id = binding.work_unit_id if binding else None
+        declaration.work_unit = binding.work_unit if binding else None
+
+
+def confirm(session: Session, client: ApiKey, declaration_id: str) -> Declaration:
+    """The confirm screen: everything a submission needs is checked and the declaration marked confirmed."""
+    declaration = get_declaration(session, client, declaration_id)
+    _require_editable(declaration)
+    _snapshot_bound_unit(session, declaration, client)
+    errors = completeness_errors(session, declaration)
+    if errors:
+        session.rollback()
+        raise validation_failed(errors)
+    declaration.confirmed_at = utcnow()
+    session.commit()
+    return declaration
+
+
+def submit(session: Session, client: ApiKey, declaration_id: str) -> Declaration:
+    declaration = get_declaration(session, client, declaration_id)
+    if declaration.status not in TRANSITIONS[Action.SUBMIT][0]:
+        raise illegal_transition(declaration, Action.SUBMIT)
+    if declaration.kind is DeclarationKind.PHYSICIAN_PROBATION and declaration.confirmed_at is None:
+        raise ApiError("not_confirmed", 409, "confirm the declaration before submitting", "请先确认申报信息再提交")
+    _snapshot_bound_unit(session, declaration, client)
+    errors = completeness_errors(session, declaration)
+    if errors:
+        session.rollback()
+        raise validation_failed(errors)
+    transition(session, declaration, Action.SUBMIT, _actor(client))
+    declaration.submitted_at = utcnow()
+    if declaration.verify_code is None:
+        declaration.verify_code = secrets.token_hex(8).upper()
+    session.commit()
+    return declaration
+
+
+def withdraw(session: Session, client: ApiKey, declaration_id: str) -> Declaration:
+    declaration = get_declaration(session, client, declaration_id)
+    transition(session, declaration, Action.WITHDRAW, _actor(client))
+    declaration.confirmed_at = None
+    session.commit()
+    return declaration
+
+
+# --- attachments --------------------------------------------------------------------------------
+
+
+def _attachment_error(code: str, status: int, message: str, message_zh: str, **details: Any) -> ApiError:
+    errors = [{"field": "file", "code": code, "message_zh": message_zh}]
+    return ApiError(code, status, message, message_zh, {"errors": errors, **details})
+
+
+def sniff_attachment(data: bytes, settings: Settings) -> str:
+    """The content type of an acceptable attachment, judged by its bytes (never by name or header)."""
+    if not data:
+        raise _attachment_error("empty_attachment", 422, "the file is empty", "文件为空，请重新上传")
+    if len(data) > settings.declaration_max_attachment_bytes:
+        raise _attachment_error(
+            "attachment_too_large",
+            413,
+            "the file exceeds the size limit",
+            f"文件过大，请上传{settings.declaration_max_attachment_bytes // (1024 * 1024)}MB以内的文件",
+            max_bytes=settings.declaration_max_attachment_bytes,
+        )
+    content_type = next((kind for magic, kind in _SIGNATURES if data.startswith(magic)), None)
+    if content_type is None:
+        raise _attachment_error(
+            "unsupported_attachment_type",
+            415,
+            "only PDF, JPEG and PNG files are accepted",
+            "仅支持PDF、JPG、PNG格式的文件",
+        )
+    if content_type == "application/pdf":
+        if b"%%EOF" not in data[-1024:]:
+            raise _attachment_error("damaged_attachment", 422, "the PDF is incomplete", "文件已损坏，请重新上传")
+    else:
+        try:
+            decode_image(data, settings.decode_limits())
+        except ImageDecodeError:
+            raise _attachment_error(
+                "damaged_attachment", 422, "the image cannot be read", "文件已损坏，请重新上传"
+            ) from None
+    return content_type
+
+
+_SAFE_NAME = re.compile(r"[^\w.\-()\u4e00-\u9fff]+")
+
+
+def add_attachment(
+    session: Session,
+    client: ApiKey,
+    declaration_id: str,
+    data: bytes,
+    filename: str | None,
+    settings: Settings,
+    store: BlobStore,
+) -> DeclarationAttachment:
+    declaration = get_declaration(session, client, declaration_id)
+    _require_editable(declaration)
+    content_type = sniff_attachment(data, settings)
+    stem = _SAFE_NAME.sub("_", (filename or "").rsplit("/", 1)[-1]).strip("._")[:80] or "attachment"
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    blob_id = store.put(data, _attachment_aad(declaration.id))
+    attachment = DeclarationAttachment(
+        declaration_id=declaration.id,
+        blob_id=blob_id,
+        content_type=content_type,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        filename=stem + _EXTENSIONS[content_type],
+    )
+    declaration.attachments.append(attachment)
+    session.commit()
+    return attachment
+
+
+def read_attachment(
+    declaration: Declaration, attachment_id: str, store: BlobStore
+) -> tuple[DeclarationAttachment, bytes]:
+    attachment = next((a for a in declaration.attachments if a.id == attachment_id), None)
+    if attachment is None:
+        raise not_found("attachment")
+    return attachment, store.get(attachment.blob_id, _attachment_aad(declaration.id))
+
+
+# --- review -------------------------------------------------------------------------------------
+
+
+def reviewer_can_see(session: Session, key: ApiKey, declaration: Declaration) -> bool:
+    """Admin keys review everything; a unit's reviewer key reviews the declarations naming its unit."""
+    if key.has_scope(Scope.ADMIN):
+        return True
+    return declaration.work_unit is not None and declaration.work_unit.reviewer_key_id == key.id
+
+
+def get_for_review(session: Session, key: ApiKey, declaration_id: str) -> Declaration:
+    declaration = session.get(Declaration, declaration_id)
+    if declaration is None or not reviewer_can_see(session, key, declaration):
+        raise not_found("declaration")
+    return declaration
+
+
+def list_for_review(session: Session, key: ApiKey, status: DeclarationStatus | None) -> list[Declaration]:
+    query = select(Declaration).order_by(Declaration.submitted_at, Declaration.id)
+    if status is not None:
+        query = query.where(Declaration.status == status)
+    if not key.has_scope(Scope.ADMIN):
+        query = query.join(WorkUnit, Declaration.work_unit_id == WorkUnit.id).where(WorkUnit.reviewer_key_id == key.id)
+    return list(session.scalars(query.limit(500)))
+
+
+def _reviewer_actor(key: ApiKey, declaration: Declaration) -> str:
+    if key.has_scope(Scope.ADMIN):
+        return f"admin:{key.id}"
+    return f"unit:{declaration.work_unit_id}"
+
+
+def review_action(
+    session: Session, key: ApiKey, declaration_id: str, action: Action, reason: str | None = None
+) -> Declaration:
+    if action not in (Action.START_REVIEW, Action.APPROVE, Action.RETURN, Action.ALLOW_MODIFICATION):
+        raise ValueError(f"{action} is not a reviewer action")
+    declaration = get_for_review(session, key, declaration_id)
+    if action is Action.RETURN and not (reason or "").strip():
+        raise validation_failed([validation.field_error("reason", "required", "退回原因")])
+    transition(session, declaration, action, _reviewer_actor(key, declaration), reason)
+    session.commit()
+    return declaration
+
+
+def flag_declarations_for_identity(session: Session, subject_id: str, client_key_id: str, reason: str) -> int:
+    """Flag the subject's open declarations (its verified identity was flagged or revoked).
+
+    Called by re-verification and by reviewers inside their own transaction: flushes, does not
+    commit. Returns how many declarations were flagged. The unit reviewer's view shows the reason.
+    """
+    declarations = session.scalars(
+        select(Declaration).where(
+            Declaration.client_key_id == client_key_id,
+            Declaration.subject_id == subject_id,
+            Declaration.status.in_(OPEN),
+        )
+    ).all()
+    for declaration in declarations:
+        declaration.flagged = True
+        declaration.flag_reason = reason
+        declaration.updated_at = utcnow()
+    session.flush()
+    return len(declarations)
+
+
+# --- the notice ----------------------------------------------------------------------------------
+
+NOTICE_STATUSES = frozenset({S.SUBMITTED, S.UNDER_REVIEW, S.APPROVED})
+
+
+def region_name(declaration: Declaration) -> str | None:
+    code = read_form(declaration).get("region_code")
+    return divisions.place_name(code) if code else None
+
+
+def notice_pdf(session: Session, client: ApiKey, declaration_id: str) -> tuple[Declaration, bytes]:
+    from ocr_service.declaration.notice import NoticeContent, render_notice
+
+    declaration = get_declaration(session, client, declaration_id)
+    if declaration.status not in NOTICE_STATUSES or declaration.verify_code is None:
+        raise ApiError(
+            "notice_not_available",
+            409,
+            "the registration notice exists once the declaration is submitted",
+            "提交申报后方可打印报名成功通知单",
+            {"current_status": declaration.status.value},
+        )
+    form = read_form(declaration)
+    if declaration.kind is DeclarationKind.TCM_EXPERTISE:
+        candidate = form.get("candidate_type")
+        type_label = "中医医术确有专长人员医师资格考核"
+        if candidate:
+            type_label += f"（{TCM_CANDIDATES[candidate].label_zh}）"
+    else:
+        type_label = "医师资格考试试用期申报"
+    content = NoticeContent(
+        applicant_name=declaration.applicant_name,
+        id_number_masked=mask_id_number(applicant_number(declaration)),
+        declaration_number=declaration.number,
+        region_name=region_name(declaration) or (declaration.work_unit.name if declaration.work_unit else "—"),
+        type_label=type_label,
+        verify_code=declaration.verify_code,
+        verify_path=f"/v1/declarations/verify/{declaration.verify_code}",
+        submitted_at=declaration.submitted_at,
+    )
+    return declaration, render_notice(content)
+
+
+def check_notice(session: Session, code: str) -> NoticeCheckOut:
+    declaration = session.scalar(select(Declaration).where(Declaration.verify_code == code.strip().upper()))
+    if declaration is None:
+        raise ApiError("unknown_verify_code", 404, "no declaration has this verification code", "验证码无效")
+    return NoticeCheckOut(
+        valid=declaration.status in NOTICE_STATUSES,
+        number=declaration.number,
+        kind=declaration.kind,
+        status=declaration.status,
+        applicant_name=declaration.applicant_name,
+        id_number_masked=mask_id_number(applicant_number(declaration)),
+        region_name=region_name(declaration),
+        submitted_at=declaration.submitted_at,
+    )
+
+
+# --- views --------------------------------------------------------------------------------------
+
+
+def required_uploads(declaration: Declaration) -> list[RequiredUploadOut]:
+    """The uploads this declaration needs given its form so far (the data in ``requirements``)."""
+    form = _parsed(declaration)
+    out: list[RequiredUploadOut] = []
+    if isinstance(form, TcmForm):
+        if form.candidate_type is not None:
+            for material in TCM_CANDIDATES[form.candidate_type].materials:
+                out.append(
+                    RequiredUploadOut(
+                        slot=f"materials.{material.slot}",
+                        label_zh=material.label_zh,
+                        provided=bool(form.materials.get(material.slot)),
+                    )
+                )
+        for i, teacher in enumerate(form.teachers):
+            for document in TEACHER_DOCUMENTS:
+                out.append(
+                    RequiredUploadOut(
+                        slot=f"teachers[{i}].documents.{document.slot}",
+                        label_zh=f"{teacher.name}：{document.label_zh}",
+                        provided=bool(teacher.documents.get(document.slot)),
+                    )
+                )
+        return out
+    values = form.model_dump()
+    for rule in PROBATION_CONDITIONAL_UPLOADS:
+        if rule.when.applies(values, declaration.document_type):
+            out.append(
+                RequiredUploadOut(
+                    slot=f"uploads.{rule.upload.slot}",
+                    label_zh=rule.upload.label_zh,
+                    provided=bool(form.uploads.get(rule.upload.slot)),
+                )
+            )
+    # supporting files (PROBATION_SUPPORTING_FILES) are optional, several allowed: never listed here
+    return out
+
+
+def _masked_form(declaration: Declaration) -> dict[str, Any]:
+    form = read_form(declaration)
+    for teacher in form.get("teachers", []):
+        teacher["id_number"] = mask_id_number(teacher.get("id_number"))
+    return form
+
+
+def declaration_view(declaration: Declaration, *, for_reviewer: bool = False) -> DeclarationOut:
+    values = {
+        "id": declaration.id,
+        "number": declaration.number,
+        "kind": declaration.kind,
+        "status": declaration.status,
+        "subject_id": declaration.subject_id,
+        "applicant": ApplicantOut(
+            name=declaration.applicant_name,
+            sex=declaration.applicant_sex,
+            ethnicity=declaration.applicant_ethnicity,
+            document_type=declaration.document_type,
+            id_number_masked=mask_id_number(applicant_number(declaration)),
+            verification_id=declaration.verification_id,
+        ),
+        "form": _masked_form(declaration),
+        "work_unit": WorkUnitOut(id=declaration.work_unit.id, name=declaration.work_unit.name)
+        if declaration.work_unit
+        else None,
+        "editable": declaration.status in EDITABLE,
+        "confirmed_at": declaration.confirmed_at,
+        "submitted_at": declaration.submitted_at,
+        "verify_code": declaration.verify_code,
+        "events": [
+            EventOut(
+                from_status=e.from_status,
+                to_status=e.to_status,
+                action=e.action,
+                reason=e.reason,
+                actor=e.actor,
+                at=e.at,
+            )
+            for e in declaration.events
+        ],
+        "attachments": [
+            AttachmentOut(
+                id=a.id,
+                content_type=a.content_type,
+                size_bytes=a.size_bytes,
+                filename=a.filename,
+                created_at=a.created_at,
+            )
+            for a in declaration.attachments
+        ],
+        "required_uploads": required_uploads(declaration),
+    }
+    if for_reviewer:
+        return ReviewDeclarationOut(**values, flagged=declaration.flagged, flag_reason=declaration.flag_reason)
+    return DeclarationOut(**values)

@@ -1,0 +1,362 @@
+"""The review queue without HTTP: cases opening, atomic claims, leases, decisions, four-eyes, the audit chain.
+
+Runs on SQLite and PostgreSQL (``service_runtime`` takes the ``database`` fixture).
+"""
+
+# The fixtures come from the shared harness module: imported here, used as parameters.
+# ruff: noqa: F401, F811
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from ocr_service.db import utcnow
+from ocr_service.errors import ApiError
+from ocr_service.review import service as review
+from ocr_service.review.models import AuditEntry, CaseOrigin, CaseStatus, ReviewCase
+from ocr_service.verification import service
+from ocr_service.verification.models import (
+    DocumentType,
+    ImageSide,
+    Method,
+    Verification,
+    VerificationStatus,
+    VerifiedIdentity,
+)
+from ocr_service.verification.schemas import VerificationCreate
+from tests.ocr_service.api_harness import CLEAN, photo, service_runtime
+from tests.ocr_service.conftest import add_verification
+
+PASSPORT_NUMBER = "E12345678"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manual_passport_case(runtime, subject: str = "subject-1") -> str:
+    """A foreign passport sent to manual review with one photo: the verification id."""
+    with runtime.session() as session:
+        client = runtime.client_key(session)
+        body = VerificationCreate(
+            subject_id=subject,
+            document_type=DocumentType.FOREIGN_PASSPORT,
+            method=Method.MANUAL,
+            claim={"name": "JOHN SMITH", "document_number": PASSPORT_NUMBER},
+        )
+        verification = service.create_verification(session, client, body)
+        service.submit_image(session, client, verification.id, ImageSide.FRONT, photo(CLEAN), None, runtime.settings)
+        return verification.id
+
+
+def case_of(runtime, verification_id: str) -> ReviewCase:
+    with runtime.session() as session:
+        return session.scalars(select(ReviewCase).where(ReviewCase.verification_id == verification_id)).one()
+
+
+def bare_cases(runtime, count: int) -> list[str]:
+    """Cases on verifications written directly (no photos): for claiming tests."""
+    with runtime.session() as session:
+        client = runtime.client_key(session)
+        ids = []
+        for i in range(count):
+            verification = add_verification(session, client, f"subject-{i}", status=VerificationStatus.IN_REVIEW)
+            ids.append(review.open_case(session, verification.id, "manual_method", ["manual_method"]).id)
+            session.commit()
+        return ids
+
+
+# --- opening cases ----------------------------------------------------------------------------------
+
+
+def test_a_verification_entering_review_gets_a_case_with_its_origin_and_reasons(service_runtime):
+    verification_id = manual_passport_case(service_runtime)
+    case = case_of(service_runtime, verification_id)
+    assert case.status == CaseStatus.OPEN
+    assert case.origin == CaseOrigin.MANUAL_METHOD
+    assert case.reasons == ["manual_method"]
+
+
+def test_opening_a_case_twice_merges_the_reasons_into_the_waiting_one(service_runtime):
+    verification_id = manual_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        again = review.open_case(session, verification_id, origin="reverification_failed", reasons=["name_mismatch"])
+        session.commit()
+        assert again.reasons == ["manual_method", "name_mismatch"]
+        assert len(session.scalars(select(ReviewCase)).all()) == 1
+
+
+def test_withdrawing_the_verification_closes_its_case(service_runtime):
+    verification_id = manual_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        service.withdraw(session, service_runtime.client_key(session), verification_id, service_runtime.settings)
+    case = case_of(service_runtime, verification_id)
+    assert (case.status, case.decision) == (CaseStatus.DECIDED, "withdrawn")
+
+
+# --- claiming ------------------------------------------------------------------------------------------
+
+
+def test_twenty_reviewers_claiming_at_once_never_get_the_same_case(service_runtime):
+    case_ids = bare_cases(service_runtime, 8)
+    barrier = threading.Barrier(20)
+    claimed: list[str | None] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def take(i: int) -> None:
+        try:
+            with service_runtime.session() as session:
+                barrier.wait()
+                case = review.claim_next_case(session, f"reviewer:r{i}", settings=service_runtime.settings)
+                with lock:
+                    claimed.append(case.id if case else None)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    won = [case_id for case_id in claimed if case_id]
+    assert sorted(won) == sorted(case_ids)  # every case claimed exactly once
+    assert claimed.count(None) == 12
+    with service_runtime.session() as session:
+        holders = session.scalars(select(ReviewCase.claimed_by)).all()
+        assert len(set(holders)) == 8
+        claims = session.scalars(select(AuditEntry).where(AuditEntry.action == "claim")).all()
+        assert len(claims) == 8
+        assert review.verify_audit_chain(session).ok
+
+
+def test_the_oldest_case_is_claimed_first(service_runtime):
+    first, second = bare_cases(service_runtime, 2)
+    with service_runtime.session() as session:
+        assert review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings).id == first
+        assert review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings).id == second
+        assert review.claim_next_case(session, "reviewer:c", settings=service_runtime.settings) is None
+
+
+def test_a_case_whose_lease_ran_out_can_be_claimed_by_another_reviewer(service_runtime):
+    (case_id,) = bare_cases(service_runtime, 1)
+    with service_runtime.session() as session:
+        review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        assert review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings) is None
+        session.execute(
+            text("UPDATE review_cases SET lease_expires_at = :t"),
+            {"t": (utcnow() - timedelta(seconds=1)).replace(tzinfo=None)},
+        )
+        session.commit()
+        taken = review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings)
+        assert taken is not None and taken.id == case_id and taken.claimed_by == "reviewer:b"
+        with pytest.raises(ApiError) as refused:
+            review.release_case(session, case_id, "reviewer:a")
+        assert refused.value.code == "case_not_held"
+
+
+def test_renewing_the_lease_keeps_the_case_and_releasing_returns_it_to_the_queue(service_runtime):
+    (case_id,) = bare_cases(service_runtime, 1)
+    with service_runtime.session() as session:
+        case = review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        before = case.lease_expires_at
+        assert review.renew_lease(session, case_id, "reviewer:a", service_runtime.settings).lease_expires_at >= before
+        review.release_case(session, case_id, "reviewer:a")
+        assert session.get(ReviewCase, case_id).status == CaseStatus.RELEASED
+        assert review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings).id == case_id
+
+
+# --- decisions -------------------------------------------------------------------------------------------
+
+
+def claimed_passport_case(runtime, reviewer: str = "reviewer:a", subject: str = "subject-1") -> tuple[str, str]:
+    verification_id = manual_passport_case(runtime, subject)
+    with runtime.session() as session:
+        case = review.claim_next_case(session, reviewer, settings=runtime.settings)
+        return verification_id, case.id
+
+
+def test_approving_verifies_the_subject_with_the_reviewers_correction_recorded(service_runtime):
+    _verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        outcome = review.approve_case(
+            session,
+            case_id,
+            "reviewer:a",
+            {"name": "JOHN A SMITH", "birth_date": "1980-02-03"},
+            service_runtime.settings,
+        )
+        assert (outcome.status, outcome.verification_status) == ("decided", "verified")
+        identity = session.scalars(select(VerifiedIdentity)).one()
+        assert identity.name == "JOHN A SMITH"
+        assert identity.birth_date.isoformat() == "1980-02-03"
+        assert identity.method == Method.MANUAL
+        view = service.get_identity(session, service_runtime.client_key(session), "subject-1", full_number=True)
+        assert view.document_number == PASSPORT_NUMBER
+        corrections = session.scalars(select(AuditEntry).where(AuditEntry.action == "correction")).all()
+        assert {c.details["field"] for c in corrections} == {"name", "birth_date"}
+
+
+def test_rejecting_carries_the_reason_text_the_mini_program_shows(service_runtime):
+    verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        review.reject_case(session, case_id, "reviewer:a", "document_mismatch")
+        verification = session.get(Verification, verification_id)
+        out = service.verification_view(session, verification, service_runtime.settings)
+        assert out.status == VerificationStatus.REJECTED
+        assert [(r.code, r.message) for r in out.reasons] == [
+            ("document_mismatch", "证件信息与填写的身份信息不一致，审核未通过")
+        ]
+
+
+def test_rejecting_for_another_reason_needs_a_comment_and_unknown_reasons_are_refused(service_runtime):
+    _verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        for reason, comment in (("other", ""), ("because", None)):
+            with pytest.raises(ApiError) as refused:
+                review.reject_case(session, case_id, "reviewer:a", reason, comment)
+            assert refused.value.status == 422
+        review.reject_case(session, case_id, "reviewer:a", "other", "photo of a photocopy")
+        assert session.get(ReviewCase, case_id).decision_comment == "photo of a photocopy"
+
+
+def test_requesting_new_images_sends_the_applicant_back_to_retake(service_runtime):
+    verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        review.retake_case(session, case_id, "reviewer:a", "new_images_unclear")
+        verification = session.get(Verification, verification_id)
+        assert verification.status == VerificationStatus.RETAKE
+        assert verification.decision_reasons == ["new_images_unclear"]
+
+
+def test_only_the_holder_can_decide_a_case(service_runtime):
+    _verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session, pytest.raises(ApiError) as refused:
+        review.approve_case(session, case_id, "reviewer:b", {}, service_runtime.settings)
+    assert refused.value.code == "case_not_held"
+
+
+def test_an_approval_overriding_a_failed_check_needs_a_second_reviewer(service_runtime):
+    verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        review.open_case(session, verification_id, "scan_review", ["id_number_mismatch"])
+        session.commit()
+        outcome = review.approve_case(session, case_id, "reviewer:a", {}, service_runtime.settings)
+        assert outcome.status == "awaiting_confirmation"
+        assert session.get(Verification, verification_id).status == VerificationStatus.IN_REVIEW
+        assert review.claim_next_case(session, "reviewer:c", settings=service_runtime.settings) is None
+        with pytest.raises(ApiError) as refused:
+            review.confirm_approval(session, case_id, "reviewer:a")
+        assert refused.value.code == "second_reviewer_required"
+        confirmed = review.confirm_approval(session, case_id, "reviewer:b")
+        assert (confirmed.status, confirmed.verification_status) == ("decided", "verified")
+        assert session.get(ReviewCase, case_id).confirmed_by == "reviewer:b"
+        number = service.get_identity(session, service_runtime.client_key(session), "subject-1", full_number=True)
+        assert number.document_number == PASSPORT_NUMBER
+
+
+def test_with_four_eyes_off_one_reviewer_approves_an_override_alone(service_runtime):
+    verification_id, case_id = claimed_passport_case(service_runtime)
+    settings = service_runtime.settings.model_copy(update={"review_four_eyes": False})
+    with service_runtime.session() as session:
+        review.open_case(session, verification_id, "scan_review", ["name_mismatch"])
+        session.commit()
+        assert review.approve_case(session, case_id, "reviewer:a", {}, settings).status == "decided"
+
+
+def test_a_reverification_case_rejected_removes_the_verified_identity(service_runtime):
+    verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        review.approve_case(session, case_id, "reviewer:a", {}, service_runtime.settings)
+        flagged = review.open_case(session, verification_id, origin="reverification_failed", reasons=["name_mismatch"])
+        session.commit()
+        assert flagged.id != case_id and flagged.origin == CaseOrigin.REVERIFICATION_FAILED
+        review.claim_next_case(session, "reviewer:a", settings=replace_settings(service_runtime, four_eyes=False))
+        review.reject_case(session, flagged.id, "reviewer:a", "suspected_forgery")
+        assert session.get(Verification, verification_id).status == VerificationStatus.REJECTED
+        assert session.scalars(select(VerifiedIdentity)).all() == []
+
+
+def replace_settings(runtime, four_eyes: bool):
+    return runtime.settings.model_copy(update={"review_four_eyes": four_eyes})
+
+
+# --- the audit log -------------------------------------------------------------------------------------------
+
+
+def test_every_action_is_in_the_audit_chain_and_the_chain_verifies(service_runtime):
+    _verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        image = review.case_view(session, case_id, "reviewer:a").images[0]
+        data, content_type = review.view_image(session, case_id, image.id, "reviewer:a")
+        assert data == photo(CLEAN) and content_type == "image/jpeg"
+        review.release_case(session, case_id, "reviewer:a")
+        review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings)
+        review.reject_case(session, case_id, "reviewer:b", "expired_document")
+        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+        assert actions == ["claim", "view_image", "release", "claim", "reject"]
+        report = review.verify_audit_chain(session)
+        assert report.ok and report.entries == 5
+
+
+def test_editing_an_audit_entry_breaks_the_chain_at_that_entry(service_runtime):
+    _verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        review.release_case(session, case_id, "reviewer:a")
+        review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings)
+        second = session.scalars(select(AuditEntry.id).order_by(AuditEntry.id)).all()[1]
+        session.execute(text("UPDATE review_audit_log SET actor = 'reviewer:nobody' WHERE id = :id"), {"id": second})
+        session.commit()
+        report = review.verify_audit_chain(session)
+        assert not report.ok and report.first_bad_id == second
+
+
+def test_removing_an_audit_entry_breaks_the_chain_after_it(service_runtime):
+    _verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        review.release_case(session, case_id, "reviewer:a")
+        review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings)
+        ids = session.scalars(select(AuditEntry.id).order_by(AuditEntry.id)).all()
+        session.execute(text("DELETE FROM review_audit_log WHERE id = :id"), {"id": ids[1]})
+        session.commit()
+        report = review.verify_audit_chain(session)
+        assert not report.ok and report.first_bad_id == ids[2]
+
+
+def test_no_code_path_updates_or_deletes_audit_entries():
+    forbidden = re.compile(
+        r"update\(\s*AuditEntry|delete\(\s*AuditEntry|(UPDATE|DELETE\s+FROM)\s+review_audit_log|"
+        r"session\.delete\(\s*(entry|audit)",
+        re.IGNORECASE,
+    )
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in (ROOT / "ocr_service").rglob("*.py")
+        if "migrations" not in path.parts
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if forbidden.search(line)
+    ]
+    assert offenders == []
+    # the guard really matches the statements it is meant to find
+    assert forbidden.search("session.execute(update(AuditEntry).values(actor='x'))")
+    assert forbidden.search('text("DELETE FROM review_audit_log")')
+
+
+# --- statistics -----------------------------------------------------------------------------------------------
+
+
+def test_queue_statistics_count_waiting_cases_and_decisions_per_reviewer(service_runtime):
+    bare_cases(service_runtime, 3)
+    _verification_id, case_id = claimed_passport_case(service_runtime, subject="subject-x")
+    with service_runtime.session() as session:
+        review.reject_case(session, case_id, "reviewer:a", "wrong_document_type")
+        stats = review.queue_statistics(session)
+        assert stats.size == 3
+        assert stats.age_p50_seconds is not None and stats.age_p95_seconds >= stats.age_p50_seconds
+        assert [(actor, n) for _day, actor, n in stats.decisions_per_reviewer_per_day] == [("reviewer:a", 1)]
+        view = review.queue_view(session, origin="manual_method", sort="newest")
+        assert len(view.rows) == 3 and view.rows[0].age <= view.rows[-1].age
