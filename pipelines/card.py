@@ -30,7 +30,7 @@ CANONICAL_SIZE = (round(CARD_MM[0] * PX_PER_MM), round(CARD_MM[1] * PX_PER_MM)) 
 # Detection works on a copy whose longer side is this many pixels: enough for corners
 # within 2 % of the card diagonal, small enough for a <15 ms quality check on 640x480.
 _DETECT_LONG_SIDE = 640
-_LIVE_LONG_SIDE = 480
+_LIVE_LONG_SIDE = 400
 
 Point = tuple[float, float]
 
