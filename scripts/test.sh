@@ -4,13 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: a CJK font for the sample generator (fixtures render real cards).
-if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+# System packages: a CJK font and a monospaced digit font for the sample generator (fixtures
+# render real cards).
+if ! fc-list :lang=zh 2>/dev/null | grep -q . || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq && apt-get install -y -qq fonts-wqy-zenhei fontconfig >/dev/null
+        apt-get update -qq && apt-get install -y -qq fonts-wqy-zenhei fonts-dejavu-core fontconfig >/dev/null
     else
-        echo "error: no CJK font; install fonts-wqy-zenhei (apt) first" >&2
+        echo "error: missing fonts; install fonts-wqy-zenhei fonts-dejavu-core (apt) first" >&2
         exit 1
     fi
 fi
