@@ -222,7 +222,9 @@ def clean_sex(text: str) -> str:
 
 def clean_ethnicity(text: str) -> str:
     text = _strip_labels(unicodedata.normalize("NFKC", text).replace(" ", ""))
-    return text.removesuffix("族")
+    # 族, the caption's last glyph, is caught when the card is placed a little off; no
+    # ethnicity name starts with it
+    return text.removeprefix("族").removesuffix("族")
 
 
 def clean_address(lines: Sequence[str]) -> str:

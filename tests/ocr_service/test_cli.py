@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ocr_service.cli import app
+from pipelines.reasons import RETAKE_REASONS
 from tests.conftest import SAMPLE_SET
 
 runner = CliRunner()
@@ -129,3 +130,25 @@ def test_the_console_script_runs_and_never_logs_a_full_id_number():
 def test_committed_manifest_lists_every_sample_with_its_claim():
     manifest = [json.loads(line) for line in (SAMPLE_SET / "manifest.jsonl").read_text().splitlines()]
     assert {m["image"] for m in manifest} == {lb["file"] for lb in sample_labels()}
+
+
+def test_the_cli_decides_every_committed_sample_as_labelled_and_reads_accepted_fronts_exactly():
+    out = run_scan("--manifest", str(SAMPLE_SET / "manifest.jsonl"))
+    labels = {label["file"]: label for label in sample_labels()}
+    assert [o["image"] for o in out] == [label["file"] for label in sample_labels()]
+    wrong = [
+        (o["image"], o["decision"], labels[o["image"]]["expected_decision"])
+        for o in out
+        if o["decision"] != labels[o["image"]]["expected_decision"]
+    ]
+    assert wrong == []
+    for o in out:
+        label = labels[o["image"]]
+        if label["expected_decision"] == "accept":
+            for field in ("name", "sex", "ethnicity", "id_number"):
+                assert o["fields"][field] == label["fields"][field], (o["image"], field)
+            assert o["fields"]["birth_date"] == label["fields"]["birth"]
+        if label["expected_decision"] == "retake":
+            # the photo's problem may be named differently (an over-exposed card can lose its
+            # outline: "no card"), but it is always something the applicant can fix by retaking
+            assert o["reasons"] and set(o["reasons"]) <= RETAKE_REASONS, o
