@@ -509,6 +509,49 @@ def quads_from_number_line(box: np.ndarray) -> list[CardQuad]:
     return quads
 
 
+def snap_to_edges(image: np.ndarray, quad: CardQuad, band: float = 0.05) -> CardQuad:
+    """Move each side of an approximately placed quad onto the straight edge right next to it.
+
+    For placements inferred from text (``quads_from_number_line``), which ignore perspective:
+    within a band of +-5 % of the diagonal around each side, the card's own edge is the one
+    long, straight run of edge pixels. A side without such support keeps its position.
+    """
+    h, w = image.shape[:2]
+    scale = min(1.0, _DETECT_LONG_SIDE / max(h, w))
+    small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    edges = cv2.Canny(cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0), 10, 30)
+    ys, xs = np.nonzero(edges)
+    points = np.column_stack([xs, ys]).astype(np.float32)
+    corners = np.array(quad.corners, np.float32) * scale
+    diagonal = float(np.linalg.norm(corners[2] - corners[0]))
+    lines = []
+    for i in range(4):
+        a, b = corners[i], corners[(i + 1) % 4]
+        length = float(np.linalg.norm(b - a))
+        u = (b - a) / max(length, 1e-6)
+        normal = np.array([-u[1], u[0]], np.float32)
+        rel = points - a
+        along, across = rel @ u, rel @ normal
+        near = (along > 0.1 * length) & (along < 0.9 * length) & (np.abs(across) < band * diagonal)
+        line = (a, u)
+        if near.sum() > 0.3 * length:
+            offsets = np.round(across[near]).astype(int)
+            values, counts = np.unique(offsets, return_counts=True)
+            peak = values[np.argmax(counts)]
+            support = near & (np.abs(across - peak) <= 2)
+            if support.sum() > 0.35 * length:
+                vx, vy, x0, y0 = cv2.fitLine(points[support], cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+                line = (np.array([x0, y0]), np.array([vx, vy]))
+        lines.append(line)
+    snapped = []
+    for i in range(4):
+        corner = _intersect(lines[i - 1], lines[i])
+        if corner is None or np.linalg.norm(corner - corners[i]) > 2 * band * diagonal:
+            return quad
+        snapped.append((float(corner[0] / scale), float(corner[1] / scale)))
+    return CardQuad(tuple(snapped))  # type: ignore[arg-type]
+
+
 def quad_agreement(image: np.ndarray, quad: CardQuad) -> float:
     """``layout_agreement`` of the card a quad cuts out of a full-size BGR image."""
     gray = cv2.cvtColor(rectify(image, quad, _VERIFY_SIZE), cv2.COLOR_BGR2GRAY)

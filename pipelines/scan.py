@@ -30,6 +30,7 @@ from pipelines.card import (
     quad_agreement,
     quads_from_number_line,
     rectify,
+    snap_to_edges,
 )
 from pipelines.fields import (
     BACK_FIELDS,
@@ -176,6 +177,9 @@ def _locate_by_number_line(image: np.ndarray, engine: OcrEngine) -> CardDetectio
         for view in (card, cv2.rotate(card, cv2.ROTATE_180)):
             (read,) = engine.recognize([crop(view, front.fields["id_number"], pad=10)])
             if _looks_like_number(read.text) and len(clean_id_number(read.text)) >= 17:
+                snapped = snap_to_edges(image, quad)
+                if quad_agreement(image, snapped) >= agreement:
+                    quad = snapped
                 return CardDetection(quad, (w, h), "number_line", round(agreement, 3), False)
     return None
 
