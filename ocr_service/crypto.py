@@ -107,7 +107,7 @@ class Cipher:
     def blind_index(self, value: str) -> str:
         """HMAC-SHA256 (hex) of the normalised value: equal numbers give equal indexes, nothing else leaks.
 
-        ``420106199001011234`` and ``４２０１０６１９９００１０１１２３４`` index the same.
+        A number typed with ASCII digits and the same number in full-width digits index the same.
         """
         return hmac.new(self._index_key, normalize_for_index(value).encode("utf-8"), hashlib.sha256).hexdigest()
 

@@ -27,65 +27,65 @@ from pipelines.ocr import OcrEngine
 FRONT_FIELDS = ("name", "sex", "ethnicity", "birth", "address", "id_number")
 BACK_FIELDS = ("authority", "validity")
 
-ETHNICITIES = frozenset(
-    [
-        "汉",
-        "蒙古",
-        "回",
-        "藏",
-        "维吾尔",
-        "苗",
-        "彝",
-        "壮",
-        "布依",
-        "朝鲜",
-        "满",
-        "侗",
-        "瑶",
-        "白",
-        "土家",
-        "哈尼",
-        "哈萨克",
-        "傣",
-        "黎",
-        "傈僳",
-        "佤",
-        "畲",
-        "高山",
-        "拉祜",
-        "水",
-        "东乡",
-        "纳西",
-        "景颇",
-        "柯尔克孜",
-        "土",
-        "达斡尔",
-        "仫佬",
-        "羌",
-        "布朗",
-        "撒拉",
-        "毛南",
-        "仡佬",
-        "锡伯",
-        "阿昌",
-        "普米",
-        "塔吉克",
-        "怒",
-        "乌孜别克",
-        "俄罗斯",
-        "鄂温克",
-        "德昂",
-        "保安",
-        "裕固",
-        "京",
-        "塔塔尔",
-        "独龙",
-        "鄂伦春",
-        "赫哲",
-        "门巴",
-        "珞巴",
-        "基诺",
-    ]
+# The 56 officially recognised ethnic groups as printed on the card (without 族), in the
+# official order (the sample generator draws from this order too).
+ETHNICITIES = (
+    "汉",
+    "蒙古",
+    "回",
+    "藏",
+    "维吾尔",
+    "苗",
+    "彝",
+    "壮",
+    "布依",
+    "朝鲜",
+    "满",
+    "侗",
+    "瑶",
+    "白",
+    "土家",
+    "哈尼",
+    "哈萨克",
+    "傣",
+    "黎",
+    "傈僳",
+    "佤",
+    "畲",
+    "高山",
+    "拉祜",
+    "水",
+    "东乡",
+    "纳西",
+    "景颇",
+    "柯尔克孜",
+    "土",
+    "达斡尔",
+    "仫佬",
+    "羌",
+    "布朗",
+    "撒拉",
+    "毛南",
+    "仡佬",
+    "锡伯",
+    "阿昌",
+    "普米",
+    "塔吉克",
+    "怒",
+    "乌孜别克",
+    "俄罗斯",
+    "鄂温克",
+    "德昂",
+    "保安",
+    "裕固",
+    "京",
+    "塔塔尔",
+    "独龙",
+    "鄂伦春",
+    "赫哲",
+    "门巴",
+    "珞巴",
+    "基诺",
 )
 
 _LABEL_WORDS = ("公民身份号码", "公民身份证号码", "签发机关", "有效期限", "姓名", "性别", "民族", "出生", "住址")
@@ -196,20 +196,25 @@ def field_crops(card: np.ndarray, layout: Layout, names: Sequence[str]) -> dict[
 # --------------------------------------------------------------------------- text clean-up
 
 
-def _strip_labels(text: str) -> str:
+def _strip_labels(text: str, caption_tail: str = "", keep: int = 1) -> str:
+    """Drop a caption caught at the start of a value crop.
+
+    Whole captions (姓名, 公民身份号码 …) anywhere in the layout, and ``caption_tail``: the last
+    glyph of the field's own caption (名 of 姓 名, 族 of 民 族), which sits 1.5 mm left of the
+    value and is caught when the rectified card is a little off. The tail goes only while
+    ``keep`` characters remain, and no value of those fields starts with it.
+    """
     for word in _LABEL_WORDS:
         if text.startswith(word):
             text = text[len(word) :]
-    return text.strip(" :：")
+    text = text.strip(" :：")
+    if caption_tail and text.startswith(caption_tail) and len(text) - len(caption_tail) >= keep:
+        text = text[len(caption_tail) :]
+    return text
 
 
 def clean_name(text: str) -> str:
-    name = _strip_labels(text.replace(" ", ""))
-    # the caption's last glyph (名 of 姓 名) sits 1.5 mm left of the value and is caught when
-    # the rectified card is a little off; no surname is written 名
-    if len(name) > 2 and name[0] == "名":
-        name = name[1:]
-    return normalize_name(name)
+    return normalize_name(_strip_labels(text.replace(" ", ""), caption_tail="名", keep=2))
 
 
 def clean_sex(text: str) -> str:
@@ -221,10 +226,8 @@ def clean_sex(text: str) -> str:
 
 
 def clean_ethnicity(text: str) -> str:
-    text = _strip_labels(unicodedata.normalize("NFKC", text).replace(" ", ""))
-    # 族, the caption's last glyph, is caught when the card is placed a little off; no
-    # ethnicity name starts with it
-    return text.removeprefix("族").removesuffix("族")
+    text = _strip_labels(unicodedata.normalize("NFKC", text).replace(" ", ""), caption_tail="族")
+    return text.removesuffix("族")
 
 
 def clean_address(lines: Sequence[str]) -> str:

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Literal
 
 from pipelines.divisions import county_codes, place_name
+from pipelines.fields import ETHNICITIES
 from pipelines.idnumber import check_character
 
 # Fixed instead of date.today() so a seed gives the same identities on any day.
@@ -75,65 +76,6 @@ DOTTED_ETHNICITIES = ("维吾尔", "维吾尔", "维吾尔", "哈萨克", "柯�
 TIBETAN_PARTS_MALE = ("扎西", "次仁", "顿珠", "格桑", "旦增", "平措", "多吉", "尼玛")
 TIBETAN_PARTS_FEMALE = ("卓玛", "央金", "拉姆", "德吉", "次仁", "格桑", "白玛", "曲珍")
 
-# The 56 officially recognised ethnic groups as printed on the card (without 族).
-ETHNICITIES = (
-    "汉",
-    "蒙古",
-    "回",
-    "藏",
-    "维吾尔",
-    "苗",
-    "彝",
-    "壮",
-    "布依",
-    "朝鲜",
-    "满",
-    "侗",
-    "瑶",
-    "白",
-    "土家",
-    "哈尼",
-    "哈萨克",
-    "傣",
-    "黎",
-    "傈僳",
-    "佤",
-    "畲",
-    "高山",
-    "拉祜",
-    "水",
-    "东乡",
-    "纳西",
-    "景颇",
-    "柯尔克孜",
-    "土",
-    "达斡尔",
-    "仫佬",
-    "羌",
-    "布朗",
-    "撒拉",
-    "毛南",
-    "仡佬",
-    "锡伯",
-    "阿昌",
-    "普米",
-    "塔吉克",
-    "怒",
-    "乌孜别克",
-    "俄罗斯",
-    "鄂温克",
-    "德昂",
-    "保安",
-    "裕固",
-    "京",
-    "塔塔尔",
-    "独龙",
-    "鄂伦春",
-    "赫哲",
-    "门巴",
-    "珞巴",
-    "基诺",
-)
 # Larger groups are more common among the non-Han holders.
 _MINORITY_WEIGHTS = {"壮": 8, "回": 6, "满": 6, "维吾尔": 5, "苗": 5, "彝": 5, "土家": 5, "藏": 4, "蒙古": 4}
 

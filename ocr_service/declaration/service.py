@@ -56,7 +56,7 @@ from ocr_service.errors import ApiError, not_found
 from ocr_service.logs import mask_id_number
 from ocr_service.storage import BlobStore
 from ocr_service.verification.models import ApiKey, VerifiedIdentity
-from ocr_service.verification.service import _identity_aad
+from ocr_service.verification.service import identity_number
 from pipelines import divisions
 from pipelines.decode import ImageDecodeError, decode_image
 
@@ -307,7 +307,7 @@ def create_declaration(session: Session, client: ApiKey, subject_id: str, kind: 
             "请先完成实名认证",
         )
     cipher = get_cipher()
-    number = cipher.decrypt_text(identity.number_enc, _identity_aad(identity.id))
+    number = identity_number(identity)
     declaration = Declaration(
         number=_new_declaration_number(kind),
         kind=kind,

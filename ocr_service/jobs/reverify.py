@@ -498,12 +498,9 @@ def _reverify_case(database: Database, job_id: str, item_id: int, dry_run: bool,
 
 
 def _stored_scan(attempt: Attempt) -> _StoredScan:
-    cipher = get_cipher()
     verification = attempt.verification
-    read_number = None
-    if attempt.read_number_enc is not None:
-        read_number = cipher.decrypt_text(attempt.read_number_enc, verification_service._read_aad(attempt.id))
-    claim = cipher.decrypt_text(verification.claim_number_enc, verification_service._claim_aad(verification.id))
+    read_number = verification_service.read_number(attempt)
+    claim = verification_service.claim_number(verification)
     result = attempt.result or {}
     return _StoredScan(
         decision=attempt.decision.value if attempt.decision else None,

@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import time
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 
 import structlog
@@ -642,7 +642,7 @@ def get_identity(session: Session, client: ApiKey, subject_id: str, full_number:
     )
     if identity is None:
         raise ApiError("not_found", 404, "the subject has no verified identity", "尚未完成实名认证")
-    number = get_cipher().decrypt_text(identity.number_enc, _identity_aad(identity.id))
+    number = identity_number(identity)
     return IdentityOut(
         subject_id=identity.subject_id,
         name=identity.name,
@@ -843,14 +843,27 @@ def _record(session: Session, attempt: Attempt, outcome: _ScanOutcome, settings:
 
 
 def _save_identity(session: Session, verification: Verification, result, read_number: str) -> None:
-    """Create or replace the subject's verified identity from an accepted scan.
+    """Create or replace the subject's verified identity from an accepted scan."""
+    fields = result.fields
+    identity = ReviewedIdentity(
+        name=fields.value("name") or verification.claim_name,
+        document_number=normalize_id_number(read_number),
+        sex=fields.value("sex") or None,
+        ethnicity=fields.value("ethnicity") or None,
+        birth_date=fields.birth_date if isinstance(fields.birth_date, date) else None,
+    )
+    _write_identity(session, verification, identity, verification.method)
+
+
+def _write_identity(session: Session, verification: Verification, identity: ReviewedIdentity, method) -> None:
+    """The one writer of ``verified_identities`` (scan accept and reviewer approval).
 
     A number already verified for another subject of the same client is kept but flagged:
     two accounts claiming one person is for a person to look at, not for the scan to decide.
+    ``identity.document_number`` is already normalised.
     """
     cipher = get_cipher()
-    fields = result.fields
-    number = normalize_id_number(read_number)
+    number = identity.document_number
     index = cipher.blind_index(number)
     other = session.scalar(
         select(VerifiedIdentity.id).where(
@@ -859,29 +872,29 @@ def _save_identity(session: Session, verification: Verification, result, read_nu
             VerifiedIdentity.subject_id != verification.subject_id,
         )
     )
-    identity = session.scalar(
+    row = session.scalar(
         select(VerifiedIdentity).where(
             VerifiedIdentity.client_key_id == verification.client_key_id,
             VerifiedIdentity.subject_id == verification.subject_id,
         )
     )
-    if identity is None:
-        identity = VerifiedIdentity(
+    if row is None:
+        row = VerifiedIdentity(
             id=new_id(), client_key_id=verification.client_key_id, subject_id=verification.subject_id
         )
-        session.add(identity)
-    identity.verification_id = verification.id
-    identity.name = fields.value("name") or verification.claim_name
-    identity.sex = fields.value("sex") or None
-    identity.ethnicity = fields.value("ethnicity") or None
-    identity.birth_date = fields.birth_date if isinstance(fields.birth_date, date) else None
-    identity.document_type = verification.document_type
-    identity.number_enc = cipher.encrypt_text(number, _identity_aad(identity.id))
-    identity.number_index = index
-    identity.method = verification.method
-    identity.verified_at = utcnow()
-    identity.flagged = other is not None
-    identity.flag_reason = "document number already verified for another subject" if other is not None else None
+        session.add(row)
+    row.verification_id = verification.id
+    row.name = identity.name
+    row.sex = identity.sex or None
+    row.ethnicity = identity.ethnicity or None
+    row.birth_date = identity.birth_date
+    row.document_type = verification.document_type
+    row.number_enc = cipher.encrypt_text(number, _identity_aad(row.id))
+    row.number_index = index
+    row.method = method
+    row.verified_at = utcnow()
+    row.flagged = other is not None
+    row.flag_reason = "document number already verified for another subject" if other is not None else None
 
 
 # --- decisions of a reviewer (the review queue, issue 4) ------------------------------------------
@@ -910,6 +923,11 @@ def read_number(attempt: Attempt) -> str | None:
     return get_cipher().decrypt_text(attempt.read_number_enc, _read_aad(attempt.id))
 
 
+def identity_number(identity: VerifiedIdentity) -> str:
+    """The verified identity's full number (consumers mask it unless their scope allows)."""
+    return get_cipher().decrypt_text(identity.number_enc, _identity_aad(identity.id))
+
+
 def image_bytes(image: StoredImage) -> bytes:
     """The decrypted photo (raises BlobNotFound once purged)."""
     from ocr_service.storage import BlobNotFound
@@ -930,39 +948,8 @@ def approve_by_reviewer(session: Session, verification: Verification, identity: 
         _transition(session, verification, S.VERIFIED, action="approve", actor=actor, reason="review_approved")
     elif verification.status != S.VERIFIED:
         raise illegal_transition(verification.status.value, "approve")
-    cipher = get_cipher()
     number = normalize_document_number(verification.document_type, identity.document_number)
-    index = cipher.blind_index(number)
-    other = session.scalar(
-        select(VerifiedIdentity.id).where(
-            VerifiedIdentity.client_key_id == verification.client_key_id,
-            VerifiedIdentity.number_index == index,
-            VerifiedIdentity.subject_id != verification.subject_id,
-        )
-    )
-    row = session.scalar(
-        select(VerifiedIdentity).where(
-            VerifiedIdentity.client_key_id == verification.client_key_id,
-            VerifiedIdentity.subject_id == verification.subject_id,
-        )
-    )
-    if row is None:
-        row = VerifiedIdentity(
-            id=new_id(), client_key_id=verification.client_key_id, subject_id=verification.subject_id
-        )
-        session.add(row)
-    row.verification_id = verification.id
-    row.name = identity.name
-    row.sex = identity.sex or None
-    row.ethnicity = identity.ethnicity or None
-    row.birth_date = identity.birth_date
-    row.document_type = verification.document_type
-    row.number_enc = cipher.encrypt_text(number, _identity_aad(row.id))
-    row.number_index = index
-    row.method = Method.MANUAL
-    row.verified_at = utcnow()
-    row.flagged = other is not None
-    row.flag_reason = "document number already verified for another subject" if other is not None else None
+    _write_identity(session, verification, replace(identity, document_number=number), Method.MANUAL)
 
 
 def reject_by_reviewer(session: Session, verification: Verification, reason: str, actor: str) -> None:
