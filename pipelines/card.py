@@ -276,7 +276,7 @@ def _quad_from_hull(hull: np.ndarray) -> np.ndarray | None:
     return box
 
 
-def _candidates(small: np.ndarray, thorough: bool = True) -> list[_Candidate]:
+def _candidates(small: np.ndarray, thorough: bool = True, min_agreement: float = 0.23) -> list[_Candidate]:
     h, w = small.shape[:2]
     frame_area = float(h * w)
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
@@ -328,7 +328,7 @@ def _candidates(small: np.ndarray, thorough: bool = True) -> list[_Candidate]:
         seen.append(quad)
         if len(seen) > 8:
             break
-        candidate = _verify(gray, _refine_with_edges(quad, contour), likeness, touches)
+        candidate = _verify(gray, _refine_with_edges(quad, contour), likeness, touches, min_agreement)
         if candidate is not None:
             found.append(candidate)
     if thorough and not any(c.agreement >= 0.3 and not c.clipped for c in found):
@@ -339,8 +339,8 @@ def _candidates(small: np.ndarray, thorough: bool = True) -> list[_Candidate]:
         for quad, likeness in _line_quads(gray):
             if likeness < 0.85:
                 continue
-            candidate = _verify(gray, quad, likeness, False)
-            if candidate is not None and candidate.agreement >= 0.4:
+            candidate = _verify(gray, quad, likeness, False, min_agreement)
+            if candidate is not None and candidate.agreement >= max(0.4, min_agreement):
                 found.append(candidate)
     found.sort(key=lambda c: c.score, reverse=True)
     return found
@@ -352,15 +352,23 @@ _VERIFY_DST = np.array(
 )
 
 
-def _verify(gray: np.ndarray, quad: np.ndarray, likeness: float, touches: bool) -> _Candidate | None:
-    """Keep a geometric candidate only if print sits inside it where a card layout puts it."""
+def _verify(
+    gray: np.ndarray, quad: np.ndarray, likeness: float, touches: bool, min_agreement: float = 0.23
+) -> _Candidate | None:
+    """Keep a geometric candidate only if print sits inside it where a card layout puts it.
+
+    ``min_agreement`` is the gate on that layout match. The live check keeps the strict
+    default; the scan passes a loose one because it verifies every candidate by reading its
+    number line, and other card renderings (other fonts, other caption positions) score
+    0.15-0.22 on a layout mask drawn from one rendering (../shared/dev-photos).
+    """
     warped = cv2.warpPerspective(gray, cv2.getPerspectiveTransform(_canonical_start(quad), _VERIFY_DST), _VERIFY_SIZE)
     agreement = layout_agreement(warped)
     area_share = cv2.contourArea(quad) / float(gray.shape[0] * gray.shape[1])
     # Generated set: clean cards score 0.35-0.45 and partly framed ones 0.26-0.6, while a
     # sheet of printed paper on the desk scores 0.19-0.31 and usually runs off the frame
     # covering half of it or more, which a card held that close rarely does.
-    if agreement < 0.23 or (touches and area_share > 0.45 and agreement < 0.4):
+    if agreement < min_agreement or (touches and area_share > 0.45 and agreement < 0.4):
         return None
     if _max_corner_skew(quad) > 40:  # even a card tilted 55 degrees keeps its corners near square
         return None
@@ -448,6 +456,32 @@ def _angle_gap(a: float, b: float) -> float:
     return min(d, math.pi - d)
 
 
+def card_candidates(image: np.ndarray, min_agreement: float, limit: int = 6) -> list[CardDetection]:
+    """Card-shaped quadrilaterals in a BGR photo, most card-like first, for a caller that
+    verifies each one by reading it (``pipelines.locate``)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, _DETECT_LONG_SIDE / max(h, w))
+    small = (
+        cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+    )
+    found = []
+    for candidate in _candidates(small, True, min_agreement)[:limit]:
+        corners = _canonical_start(candidate.quad) / scale
+        quad = CardQuad(tuple((float(x), float(y)) for x, y in corners))  # type: ignore[arg-type]
+        found.append(CardDetection(quad, (w, h), "contour", round(candidate.likeness, 3), candidate.clipped))
+    return found
+
+
+def full_frame_detection(size: tuple[int, int]) -> CardDetection | None:
+    """The frame itself as the card (an album upload cropped to the card), when card-shaped."""
+    w, h = size
+    if not 1.35 <= max(w, h) / min(w, h) <= 1.85:
+        return None
+    corners = _canonical_start(np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32))
+    quad = CardQuad(tuple((float(x), float(y)) for x, y in corners))  # type: ignore[arg-type]
+    return CardDetection(quad, (w, h), "full_frame", 0.5, False)
+
+
 def find_card(image: np.ndarray, thorough: bool = True, exclude: CardQuad | None = None) -> CardDetection:
     """Locate the card's quadrilateral in a BGR photo.
 
@@ -469,13 +503,9 @@ def find_card(image: np.ndarray, thorough: bool = True, exclude: CardQuad | None
         corners = _canonical_start(best.quad) / scale
         quad = CardQuad(tuple((float(x), float(y)) for x, y in corners))  # type: ignore[arg-type]
         return CardDetection(quad, (w, h), "contour", round(best.likeness, 3), best.clipped)
-    aspect = max(w, h) / min(w, h)
-    if exclude is None and 1.35 <= aspect <= 1.85:
-        # A flat crop of the card itself (scanner output, a mock-up): its edges are the frame's.
-        corners = _canonical_start(np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32))
-        quad = CardQuad(tuple((float(x), float(y)) for x, y in corners))  # type: ignore[arg-type]
-        return CardDetection(quad, (w, h), "full_frame", 0.5, False)
-    return CardDetection(None, (w, h), "none", 0.0, False)
+    # A flat crop of the card itself (scanner output, a mock-up): its edges are the frame's.
+    whole = full_frame_detection((w, h)) if exclude is None else None
+    return whole or CardDetection(None, (w, h), "none", 0.0, False)
 
 
 # The detector reads the number caption and the number as one line on a portrait side:

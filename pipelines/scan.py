@@ -14,24 +14,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
-import cv2
 import numpy as np
 from rapidfuzz import fuzz
 
 from pipelines import PIPELINE_VERSION
-from pipelines.card import (
-    CANONICAL_SIZE,
-    CardDetection,
-    CardQuad,
-    CardSide,
-    crop,
-    find_card,
-    load_layout,
-    quad_agreement,
-    quads_from_number_line,
-    rectify,
-    snap_to_edges,
-)
+from pipelines.card import CANONICAL_SIZE, CardDetection, CardSide, crop, find_card, load_layout
 from pipelines.fields import (
     BACK_FIELDS,
     ETHNICITIES,
@@ -44,6 +31,7 @@ from pipelines.fields import (
     read_regions,
 )
 from pipelines.idnumber import IdNumberCheck, IdWarning, cross_check, validate_id_number
+from pipelines.locate import locate_by_text, locate_card, oriented
 from pipelines.matching import ClaimMatch, NameMatch, NumberMatch, match_claim
 from pipelines.ocr import OcrEngine, manifest_digest
 from pipelines.quality import QualityReport, QualityThresholds, assess
@@ -114,74 +102,11 @@ _BACK_TITLE = "居民身份证"
 _BACK_COUNTRY = "中华人民共和国"
 
 
-def _upright(image: np.ndarray, quad: CardQuad, engine: OcrEngine) -> tuple[CardQuad, np.ndarray, float]:
-    """Decide between the two landscape readings of the quad (0 or 180 degrees).
-
-    The direction classifier looks at the two text bands every layout has in the same
-    place (the number / validity line at the bottom, the name / title line at the top).
-    """
-    card = rectify(image, quad)
-    front = load_layout("front")
-    bands = [crop(card, front.fields["id_number"]), crop(card, front.fields["name"])]
-    upright = 0.0
-    if hasattr(engine, "classify_orientation"):
-        votes = engine.classify_orientation(bands)
-        upright = sum(p if angle == 0 else 1.0 - p for angle, p in votes) / len(votes)
-    else:  # an engine without a direction classifier: compare reading confidence both ways
-        flipped = [cv2.rotate(b, cv2.ROTATE_180) for b in bands]
-        res = engine.recognize(bands + flipped)
-        upright = 1.0 if sum(r.score for r in res[:2]) >= sum(r.score for r in res[2:]) else 0.0
-    if upright < 0.5:
-        return quad.rotated_180(), cv2.rotate(card, cv2.ROTATE_180), 1.0 - upright
-    return quad, card, upright
-
-
 def _looks_like_name(text: str) -> bool:
     """A printed name: 2-20 CJK characters, optionally with middle dots; not a line of prose."""
     if not 2 <= len(text) <= 20:
         return False
     return all(ch == "·" or "\u3400" <= ch <= "\u9fff" or "\U00020000" <= ch <= "\U0003134f" for ch in text)
-
-
-def _locate_by_number_line(image: np.ndarray, engine: OcrEngine) -> CardDetection | None:
-    """Fallback when no outline was found: anchor the layout on the longest text lines.
-
-    Costs one text-detection pass (~85 ms at 640 px) and a few number-region reads, so it
-    only runs when geometry failed.
-    Each long line is tried as the number line in both directions; the layout check keeps
-    the placement where print falls where a card puts it (paper lines rarely do).
-    """
-    h, w = image.shape[:2]
-    scale = min(1.0, 640 / max(h, w))
-    small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    boxes = engine.detect_lines(small)
-
-    def length(b: np.ndarray) -> float:
-        return float(np.linalg.norm(b[1] - b[0]))
-
-    lines = [b / scale for b in boxes if length(b) > 8 * max(float(np.linalg.norm(b[3] - b[0])), 1.0)]
-    placements: list[tuple[float, CardQuad]] = []
-    for box in sorted(lines, key=length, reverse=True)[:5]:
-        for quad in quads_from_number_line(box):
-            corners = np.array(quad.corners)
-            if (corners < -2).any() or (corners[:, 0] > w + 1).any() or (corners[:, 1] > h + 1).any():
-                continue  # a placement running off the frame is more often a line of paper
-            agreement = quad_agreement(image, quad)
-            if agreement >= 0.3:
-                placements.append((agreement, quad))
-    # Any long line (the birth or address line too) implies a card-shaped placement, so the
-    # best few are checked the direct way: does their number region read as a number?
-    front = load_layout("front")
-    for agreement, quad in sorted(placements, key=lambda p: p[0], reverse=True)[:3]:
-        card = rectify(image, quad)
-        for view in (card, cv2.rotate(card, cv2.ROTATE_180)):
-            (read,) = engine.recognize([crop(view, front.fields["id_number"], pad=10)])
-            if _looks_like_number(read.text) and len(clean_id_number(read.text)) >= 17:
-                snapped = snap_to_edges(image, quad)
-                if quad_agreement(image, snapped) >= agreement:
-                    quad = snapped
-                return CardDetection(quad, (w, h), "number_line", round(agreement, 3), False)
-    return None
 
 
 def _looks_like_number(raw: str) -> bool:
@@ -288,12 +213,12 @@ def scan(
         return now
 
     searched = detection is None
-    if detection is None:
-        detection = find_card(image)
-    if detection.quad is None and hasattr(engine, "detect_lines"):
-        detection = _locate_by_number_line(image, engine) or detection
+    located = locate_card(image, engine) if detection is None else None
+    if detection is not None and detection.quad is not None:
+        located = oriented(image, detection, engine)
     t = lap("detect", t0)
-    if detection.quad is None:
+    if located is None:
+        detection = detection or CardDetection(None, image.shape[1::-1], "none", 0.0, False)
         quality = assess(image, detection, settings.quality)
         timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
         decision = Decision.REVIEW if Reason.RECAPTURE_SUSPECTED in quality.reasons else Decision.RETAKE
@@ -302,18 +227,16 @@ def scan(
             decision, reasons, CardSide.NONE, detection, quality, None, None, None, timings, models_digest=digest
         )
 
-    quad, card, _ = _upright(image, detection.quad, engine)
-    detection = CardDetection(quad, detection.frame_size, detection.method, detection.card_likeness, detection.clipped)
-    t = lap("orient", t)
+    detection, card = located.detection, located.card
     quality = assess(image, detection, settings.quality, card=card)
     if _GEOMETRIC_DOUBT & set(quality.reasons) and detection.method == "contour" and hasattr(engine, "detect_lines"):
-        # A "tilted" or "cut off" outline is sometimes the wrong outline (a white card on white
-        # paper); before asking for a retake, let the number line give a second opinion.
-        second = _locate_by_number_line(image, engine)
+        # A "tilted" or "cut off" outline is sometimes the wrong outline (card plus shadow, a
+        # white card on white paper): let the number line give a second opinion.
+        second = locate_by_text(image, engine)
         if second is not None:
-            quad, card, _ = _upright(image, second.quad, engine)
-            detection = CardDetection(quad, second.frame_size, second.method, second.card_likeness, second.clipped)
-            quality = assess(image, detection, settings.quality, card=card)
+            second_quality = assess(image, second.detection, settings.quality, card=second.card)
+            if len(second_quality.reasons) < len(quality.reasons):
+                detection, card, quality = second.detection, second.card, second_quality
     t = lap("quality", t)
 
     front, back = load_layout("front"), load_layout("back")
@@ -389,7 +312,7 @@ def scan(
             confident_char_threshold=settings.confident_char_threshold,
         )
     decision, reasons = _decide(quality, fields, id_check, consistency, match, settings)
-    if detection.method == "number_line" and reasons == (Reason.FIELD_UNREADABLE,):
+    if detection.method == "text" and reasons == (Reason.FIELD_UNREADABLE,):
         # the fallback's only evidence of a card was one text line: with nothing readable
         # where the card's fields should be, there most likely is no card
         reasons = (Reason.NO_CARD,)

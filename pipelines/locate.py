@@ -1,0 +1,255 @@
+"""Find the card with the OCR engine's help: every placement is verified by what it reads.
+
+``pipelines.card`` proposes card-shaped quadrilaterals from edges alone; on a card rendered
+differently from our own generator, on strongly coloured cloth, or with a thumb over its
+edge, those proposals are either missing or cannot be told from a sheet of paper by shape.
+What a card has and paper rarely has is a line of 15-18 digits exactly where the layout puts
+the number (the back has its 16-digit validity line in the same place). So:
+
+1. geometric candidates, loosely gated, are tried most card-like first: each is turned
+   upright and its number region read; the first that reads as a digit line is the card
+   (the common photo: one classifier call and one recognition);
+2. otherwise the PP-OCR text detector runs on a small copy of the whole frame (the learned
+   detector does not care about background, rotation or occlusion); each long line that
+   reads as digits places the card through the layout, in either reading direction; the
+   placement is snapped to the card's own edges and verified the same way;
+3. otherwise the frame itself is tried as the card (a flat crop uploaded from an album).
+
+Nothing here decides anything about the applicant; a placement that is found but does not
+read is returned as ``unverified`` so the quality check can still say *why* (blur, glare).
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipelines.card import (
+    CARD_MM,
+    CardDetection,
+    CardQuad,
+    card_candidates,
+    crop,
+    find_card,
+    full_frame_detection,
+    load_layout,
+    rectify,
+    snap_to_edges,
+)
+from pipelines.ocr import OcrEngine
+
+# Loose layout gate for geometric candidates (see card._verify): paper blocks and cards of
+# other renderings both pass it; reading the number line tells them apart.
+_CANDIDATE_MIN_AGREEMENT = 0.05
+_MAX_GEOMETRIC_TRIES = 4
+# The text detector's working copy: PP-OCR det at 480 px long side finds the number line of
+# a card covering a quarter of the frame and costs ~100 ms on one core (320 px: 56 ms but
+# misses small cards); RapidOCR's own default would upscale to 736 px short side.
+DETECT_LONG_SIDE = 480
+# A digit line is at least this many times longer than high (18 digits at ~1:2 per glyph).
+_MIN_LINE_ASPECT = 5.0
+_MAX_LINES_TRIED = 4
+# Where the detector's number line sits on a portrait side, in mm from the card's top-left.
+# Measured on both generators and the specimens: the digits alone span x 26.5-79.5 (ours
+# 28-81), caption + digits as one line 4-82; the line's centre is 46-48 mm down.
+_DIGITS_SPAN_MM = (27.0, 80.0)
+_CAPTION_SPAN_MM = (4.2, 81.0)
+_LINE_CENTRE_Y_MM = 47.0
+_CAPTIONS = ("公民身份号码", "公民身份证号码")
+# A number region that reads at least this many digits (and nothing but digits) is a card.
+_MIN_DIGITS = 15
+
+
+@dataclass(frozen=True)
+class LocatedCard:
+    """A card placement, upright (corner 0 is the card's own top-left), and its rectified image."""
+
+    detection: CardDetection
+    card: np.ndarray  # canonical BGR image, upright
+    upright_probability: float
+    verified: bool  # its number region read as a digit line
+
+
+def digit_line(raw: str) -> str:
+    """The digits (and X) of a number-region read, or '' when the read is not a digit line.
+
+    The back's validity line (``2010.01.01-2030.01.01``) counts too: its separators are dropped.
+    """
+    text = unicodedata.normalize("NFKC", raw).replace(" ", "")
+    for caption in (*_CAPTIONS, "有效期限"):
+        text = text.replace(caption, "")
+    text = text.lstrip("公民身份证号码:：")
+    if not text or not all(ch.isdigit() or ch in "Xx.-—~" for ch in text):
+        return ""
+    return "".join(ch for ch in text if ch.isdigit() or ch in "Xx").upper()
+
+
+def _reads_as_number(card: np.ndarray, engine: OcrEngine) -> bool:
+    (read,) = engine.recognize([crop(card, load_layout("front").fields["id_number"], pad=10)])
+    return len(digit_line(read.text)) >= _MIN_DIGITS
+
+
+def orient(image: np.ndarray, quad: CardQuad, engine: OcrEngine) -> tuple[CardQuad, np.ndarray, float]:
+    """Choose between the two landscape readings of a quad (0 or 180 degrees).
+
+    The direction classifier looks at the two text bands every layout has in the same place
+    (the number / validity line at the bottom, the name / title line at the top).
+    """
+    card = rectify(image, quad)
+    front = load_layout("front")
+    bands = [crop(card, front.fields["id_number"]), crop(card, front.fields["name"])]
+    if hasattr(engine, "classify_orientation"):
+        votes = engine.classify_orientation(bands)
+        upright = sum(p if angle == 0 else 1.0 - p for angle, p in votes) / len(votes)
+    else:  # an engine without a direction classifier: compare reading confidence both ways
+        flipped = [cv2.rotate(b, cv2.ROTATE_180) for b in bands]
+        res = engine.recognize(bands + flipped)
+        upright = 1.0 if sum(r.score for r in res[:2]) >= sum(r.score for r in res[2:]) else 0.0
+    if upright < 0.5:
+        return quad.rotated_180(), cv2.rotate(card, cv2.ROTATE_180), 1.0 - upright
+    return quad, card, upright
+
+
+def _verified(image: np.ndarray, detection: CardDetection, engine: OcrEngine) -> LocatedCard | None:
+    """The placement, upright, when its number region reads as a digit line either way up."""
+    assert detection.quad is not None
+    quad, card, upright = orient(image, detection.quad, engine)
+    if _reads_as_number(card, engine):
+        return LocatedCard(_with_quad(detection, quad), card, upright, True)
+    # the classifier sees two bands only; a thumb or a stamp over one of them can fool it
+    flipped = cv2.rotate(card, cv2.ROTATE_180)
+    if _reads_as_number(flipped, engine):
+        return LocatedCard(_with_quad(detection, quad.rotated_180()), flipped, 1.0 - upright, True)
+    return None
+
+
+def _with_quad(detection: CardDetection, quad: CardQuad) -> CardDetection:
+    return CardDetection(quad, detection.frame_size, detection.method, detection.card_likeness, detection.clipped)
+
+
+def _line_axes(box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Centre, unit vector along the line's long axis, its length and its height."""
+    (cx, cy), (w, h), angle = cv2.minAreaRect(box.astype(np.float32))
+    theta = math.radians(angle)
+    along = np.array([math.cos(theta), math.sin(theta)])
+    if h > w:
+        along = np.array([-along[1], along[0]])
+        w, h = h, w
+    return np.array([cx, cy]), along, float(w), float(h)
+
+
+def _line_crop(image: np.ndarray, centre: np.ndarray, along: np.ndarray, length: float, height: float) -> np.ndarray:
+    """The line cut out of the frame and laid horizontal, reading along ``along``."""
+    down = np.array([-along[1], along[0]])
+    half_l, half_h = length / 2 + 0.6 * height, 0.8 * height
+    src = np.array(
+        [
+            centre - half_l * along - half_h * down,
+            centre + half_l * along - half_h * down,
+            centre + half_l * along + half_h * down,
+            centre - half_l * along + half_h * down,
+        ],
+        np.float32,
+    )
+    out_h = 48
+    out_w = max(48, round(out_h * (2 * half_l) / max(2 * half_h, 1)))
+    dst = np.array([[0, 0], [out_w - 1, 0], [out_w - 1, out_h - 1], [0, out_h - 1]], np.float32)
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def placements_from_line(
+    centre: np.ndarray, along: np.ndarray, length: float, with_caption: bool
+) -> CardQuad:
+    """The card placement implied by a number line read in direction ``along`` (perspective ignored)."""
+    x0, x1 = _CAPTION_SPAN_MM if with_caption else _DIGITS_SPAN_MM
+    scale = length / (x1 - x0)
+    down = np.array([-along[1], along[0]])
+    cx = (x0 + x1) / 2
+    corners = []
+    for x, y in ((0, 0), (CARD_MM[0], 0), CARD_MM, (0, CARD_MM[1])):
+        p = centre + (x - cx) * scale * along + (y - _LINE_CENTRE_Y_MM) * scale * down
+        corners.append((float(p[0]), float(p[1])))
+    return CardQuad(tuple(corners))  # type: ignore[arg-type]
+
+
+def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
+    """Place the card from the number line the text detector finds (any rotation, any background)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, DETECT_LONG_SIDE / max(h, w))
+    small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    lines = []
+    for box in engine.detect_lines(small):
+        centre, along, length, height = _line_axes(np.asarray(box) / scale)
+        if length >= _MIN_LINE_ASPECT * max(height, 1.0) and length >= 0.12 * max(h, w) * 0.5:
+            lines.append((length, centre, along, height))
+    lines.sort(key=lambda line: line[0], reverse=True)
+    for length, centre, along, height in lines[:_MAX_LINES_TRIED]:
+        reads = engine.recognize(
+            [_line_crop(image, centre, along, length, height), _line_crop(image, centre, -along, length, height)]
+        )
+        for direction, read in zip((along, -along), reads, strict=True):
+            digits = digit_line(read.text)
+            if len(digits) < _MIN_DIGITS:
+                continue
+            with_caption = any(ch in read.text for ch in "公民身份号码")
+            quad = placements_from_line(centre, direction, length, with_caption)
+            snapped = snap_to_edges(image, quad)
+            for candidate in (snapped, quad) if snapped != quad else (quad,):
+                card = rectify(image, candidate)
+                if _reads_as_number(card, engine):
+                    detection = CardDetection(candidate, (w, h), "text", 0.5, _runs_off(candidate, (w, h)))
+                    return LocatedCard(detection, card, 1.0, True)
+    return None
+
+
+def _runs_off(quad: CardQuad, size: tuple[int, int], tolerance: float = 0.02) -> bool:
+    w, h = size
+    corners = np.array(quad.corners)
+    margin = tolerance * max(w, h)
+    return bool(
+        (corners[:, 0] < -margin).any()
+        or (corners[:, 1] < -margin).any()
+        or (corners[:, 0] > w + margin).any()
+        or (corners[:, 1] > h + margin).any()
+    )
+
+
+def locate_card(image: np.ndarray, engine: OcrEngine, use_text_detector: bool = True) -> LocatedCard | None:
+    """The card in a BGR photo, verified by reading when at all possible.
+
+    Returns an unverified placement (the most card-like outline) when nothing reads, so the
+    caller can still judge the capture; ``None`` when there is no card-shaped thing at all.
+    """
+    h, w = image.shape[:2]
+    candidates = card_candidates(image, _CANDIDATE_MIN_AGREEMENT, limit=_MAX_GEOMETRIC_TRIES)
+    for detection in candidates:
+        located = _verified(image, detection, engine)
+        if located is not None:
+            return located
+    if use_text_detector and hasattr(engine, "detect_lines"):
+        located = locate_by_text(image, engine)
+        if located is not None:
+            return located
+    whole = full_frame_detection((w, h))
+    if whole is not None:
+        located = _verified(image, whole, engine)
+        if located is not None:
+            return located
+    # Nothing reads: the strict geometric finder's outline (a card-like print layout, or the
+    # frame) still lets the quality check say what is wrong with the capture.
+    fallback = find_card(image)
+    if fallback.quad is None:
+        return None
+    return oriented(image, fallback, engine)
+
+
+def oriented(image: np.ndarray, detection: CardDetection, engine: OcrEngine) -> LocatedCard:
+    """A placement known from elsewhere (the live check), turned upright, not verified."""
+    assert detection.quad is not None
+    quad, card, upright = orient(image, detection.quad, engine)
+    return LocatedCard(_with_quad(detection, quad), card, upright, False)
