@@ -128,6 +128,10 @@ def _match_name(
         return NameMatch.MISMATCH
     confidence = read_confidence
     op = ops[0]
+    if op.tag == "delete" and op.src_pos in (0, len(claim) - 1):
+        # The first or last character missing: the crop (or a thumb) cut the name short,
+        # which says nothing about the characters that were never seen.
+        return NameMatch.NEAR
     if char_confidences is not None and op.tag != "delete":
         # 'replace'/'insert': the read text holds the differing character at dest_pos.
         # 'delete' (OCR missed a character): there is no read character to ask, so the

@@ -229,13 +229,14 @@ def scan(
 
     detection, card = located.detection, located.card
     quality = assess(image, detection, settings.quality, card=card)
-    if _GEOMETRIC_DOUBT & set(quality.reasons) and detection.method == "contour" and hasattr(engine, "detect_lines"):
-        # A "tilted" or "cut off" outline is sometimes the wrong outline (card plus shadow, a
-        # white card on white paper): let the number line give a second opinion.
+    if _GEOMETRIC_DOUBT & set(quality.reasons) and detection.method != "text" and hasattr(engine, "detect_lines"):
+        # A "tilted" or "cut off" outline is sometimes the wrong outline even when it reads:
+        # the card plus the hand holding it, a white card on white paper. The number line
+        # gives a second opinion, taken when it places a whole, untilted card.
         second = locate_by_text(image, engine)
         if second is not None:
             second_quality = assess(image, second.detection, settings.quality, card=second.card)
-            if len(second_quality.reasons) < len(quality.reasons):
+            if not _GEOMETRIC_DOUBT & set(second_quality.reasons):
                 detection, card, quality = second.detection, second.card, second_quality
     t = lap("quality", t)
 
