@@ -42,6 +42,13 @@ class CaseOrigin(StrEnum):
     REVERIFICATION_FAILED = "reverification_failed"
 
 
+class CaseFlag(StrEnum):
+    """What the review queue itself finds in a case (the scan's reasons are ``pipelines.reasons``)."""
+
+    # the photos show a card of a person other than the claimed one (review.identity)
+    MULTIPLE_IDENTITIES = "multiple_identities"
+
+
 class CaseStatus(StrEnum):
     OPEN = "open"
     CLAIMED = "claimed"

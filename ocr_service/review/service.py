@@ -37,7 +37,16 @@ from ocr_service.crypto import get_cipher
 from ocr_service.db import utcnow
 from ocr_service.errors import ApiError, not_found
 from ocr_service.logs import mask_id_number
-from ocr_service.review.models import AuditEntry, CaseOrigin, CaseStatus, ReviewCase, Reviewer, ReviewerRole
+from ocr_service.review.identity import CardRead, Proposal, derived_from_number, propose
+from ocr_service.review.models import (
+    AuditEntry,
+    CaseFlag,
+    CaseOrigin,
+    CaseStatus,
+    ReviewCase,
+    Reviewer,
+    ReviewerRole,
+)
 from ocr_service.verification import service as verification_service
 from ocr_service.verification.models import (
     Attempt,
@@ -61,7 +70,9 @@ log = structlog.get_logger(__name__)
 
 GENESIS_HASH = "0" * 64
 # Automatic checks whose failure an approval overrides: the four-eyes rule applies.
-OVERRIDDEN_CHECKS = frozenset({Reason.ID_NUMBER_MISMATCH, Reason.NAME_MISMATCH, Reason.INVALID_ID_NUMBER})
+OVERRIDDEN_CHECKS = frozenset(
+    {Reason.ID_NUMBER_MISMATCH, Reason.NAME_MISMATCH, Reason.INVALID_ID_NUMBER, CaseFlag.MULTIPLE_IDENTITIES}
+)
 MRZ_DOCUMENTS = frozenset({DocumentType.HK_MACAU_PERMIT, DocumentType.TAIWAN_PERMIT, DocumentType.FOREIGN_PASSPORT})
 CORRECTABLE_FIELDS = ("name", "document_number", "sex", "ethnicity", "birth_date")
 # the PostgreSQL advisory lock serialising appends to the audit chain
@@ -182,7 +193,10 @@ def on_verification_status_change(
     """Called by ``verification.service._transition``: a case opens on ``in_review``; a withdrawal closes it."""
     if after == VerificationStatus.IN_REVIEW:
         origin = _ORIGIN_OF_REVIEW_REASON.get(verification.review_reason or "", CaseOrigin.SCAN_REVIEW)
-        open_case(session, verification.id, origin, list(verification.decision_reasons or []))
+        reasons = list(verification.decision_reasons or [])
+        if _proposal(session, verification).multiple:
+            reasons.append(CaseFlag.MULTIPLE_IDENTITIES.value)
+        open_case(session, verification.id, origin, reasons)
     elif before == VerificationStatus.IN_REVIEW and after == VerificationStatus.WITHDRAWN:
         for case in session.scalars(
             select(ReviewCase).where(ReviewCase.verification_id == verification.id, ReviewCase.status.in_(_WAITING))
@@ -380,6 +394,24 @@ class CaseView:
     proposed: dict[str, str]  # the identity an approval writes unless the reviewer corrects it
     overridden_checks: list[str]  # failed automatic checks an approval would override (four-eyes)
     claim_checks: list[tuple[str, bool, str]] = field(default_factory=list)  # (check, ok, detail)
+    proposal: Proposal | None = None  # review.identity: who the photos show, whether a read confirms the claim
+    pending: dict[str, str] | None = None  # awaiting confirmation: exactly what the approval will write
+
+    @property
+    def identities(self):
+        return self.proposal.identities if self.proposal else []
+
+    @property
+    def multiple_identities(self) -> bool:
+        return bool(self.proposal and self.proposal.multiple)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The case's reasons, with the identity flag even on a case opened before it existed."""
+        reasons = list(self.case.reasons or [])
+        if self.multiple_identities and CaseFlag.MULTIPLE_IDENTITIES.value not in reasons:
+            reasons.append(CaseFlag.MULTIPLE_IDENTITIES.value)
+        return reasons
 
 
 def case_view(session: Session, case_id: str, reviewer: Reviewer | str) -> CaseView:
@@ -420,6 +452,10 @@ def case_view(session: Session, case_id: str, reviewer: Reviewer | str) -> CaseV
     events = session.scalars(
         select(StatusEvent).where(StatusEvent.verification_id == verification.id).order_by(StatusEvent.id)
     ).all()
+    proposal = _proposal(session, verification, attempts, number)
+    pending = None
+    if case.status == CaseStatus.AWAITING_CONFIRMATION and case.pending_approval:
+        pending = _unsealed_identity(case.id, case.pending_approval)
     return CaseView(
         case=case,
         verification=verification,
@@ -428,35 +464,38 @@ def case_view(session: Session, case_id: str, reviewer: Reviewer | str) -> CaseV
         images=images,
         attempts=attempt_views,
         events=list(events),
-        proposed=_proposed_identity(verification, number, attempt_views),
-        overridden_checks=_overridden_checks(case, verification, attempts),
+        proposed=proposal.fields,
+        overridden_checks=_overridden_checks(case, verification, attempts, proposal),
         claim_checks=_claim_checks(verification, number),
+        proposal=proposal,
+        pending=pending,
     )
 
 
-def _proposed_identity(verification: Verification, number: str, attempts: list[AttemptView]) -> dict[str, str]:
-    """What OCR read (the latest scan that read something), else what the applicant typed."""
-    read = next((a for a in reversed(attempts) if a.fields.get("name") or a.read_number), None)
-    proposed = {
-        "name": verification.claim_name,
-        "document_number": number,
-        "sex": "",
-        "ethnicity": "",
-        "birth_date": "",
-    }
-    if read is not None:
-        proposed["name"] = read.fields.get("name") or proposed["name"]
-        proposed["document_number"] = read.read_number or number
-        proposed["sex"] = read.fields.get("sex", "")
-        proposed["ethnicity"] = read.fields.get("ethnicity", "")
-        proposed["birth_date"] = read.fields.get("birth_date", "")
-    if verification.document_type == DocumentType.RESIDENT_ID:
-        check = validate_id_number(proposed["document_number"])
-        if not proposed["birth_date"] and check.birth_date:
-            proposed["birth_date"] = check.birth_date.isoformat()
-        if not proposed["sex"] and check.sex:
-            proposed["sex"] = check.sex
-    return proposed
+def _proposal(session: Session, verification: Verification, attempts=None, number: str | None = None) -> Proposal:
+    """``review.identity.propose`` over the verification's scans (decrypted here)."""
+    if attempts is None:
+        attempts = session.scalars(
+            select(Attempt).where(Attempt.verification_id == verification.id).order_by(Attempt.created_at, Attempt.id)
+        ).all()
+    if number is None:
+        number = verification_service.claim_number(verification)
+    reads = []
+    for attempt in attempts:
+        fields = (attempt.result or {}).get("fields") or {}
+        read = verification_service.read_number(attempt) or ""
+        if not read and not fields.get("name"):
+            continue
+        reads.append(
+            CardRead(
+                name=fields.get("name", ""),
+                number=verification_service.normalize_document_number(verification.document_type, read) if read else "",
+                sex=fields.get("sex", ""),
+                ethnicity=fields.get("ethnicity", ""),
+                birth_date=fields.get("birth_date", ""),
+            )
+        )
+    return propose(verification.document_type, verification.claim_name, number, reads)
 
 
 def _claim_checks(verification: Verification, number: str) -> list[tuple[str, bool, str]]:
@@ -467,8 +506,10 @@ def _claim_checks(verification: Verification, number: str) -> list[tuple[str, bo
     return [("typed number passes GB 11643 (check character, division, birth date)", check.valid, detail)]
 
 
-def _overridden_checks(case: ReviewCase, verification: Verification, attempts) -> list[str]:
+def _overridden_checks(case: ReviewCase, verification: Verification, attempts, proposal: Proposal) -> list[str]:
     seen = set(case.reasons or []) | set(verification.decision_reasons or [])
+    if proposal.multiple:
+        seen.add(CaseFlag.MULTIPLE_IDENTITIES.value)
     for attempt in attempts:
         seen |= set(attempt.reasons or [])
     return sorted(code for code in seen if code in OVERRIDDEN_CHECKS)
@@ -549,14 +590,24 @@ def approve_case(
     case = _held(session, case_id, actor)
     view = case_view(session, case_id, actor)
     identity = dict(view.proposed)
+    # corrections are recorded against what the applicant typed when no read confirmed it
+    baseline = dict(view.proposed)
+    if not any(baseline.values()):
+        baseline.update(name=view.claim_name, document_number=view.claim_number)
     corrections = {}
     for name, value in (fields or {}).items():
         if name not in CORRECTABLE_FIELDS:
             raise ApiError("validation_error", 422, f"unknown field {name!r}", "请求参数有误")
         value = (value or "").strip()
-        if value != identity.get(name, ""):
-            corrections[name] = {"from": identity.get(name, ""), "to": value}
-            identity[name] = value
+        identity[name] = value
+        if value != baseline.get(name, ""):
+            corrections[name] = {"from": baseline.get(name, ""), "to": value}
+    # what a resident ID number itself encodes completes a typed identity (never another read)
+    number = verification_service.normalize_document_number(
+        view.verification.document_type, identity["document_number"]
+    )
+    for name, value in derived_from_number(view.verification.document_type, number).items():
+        identity[name] = identity.get(name) or value
     reviewed = _reviewed_identity(identity)
     for name, change in corrections.items():
         append_audit(session, actor, "correction", case, details={"field": name, **_masked(name, change)})

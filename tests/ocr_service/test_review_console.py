@@ -155,9 +155,10 @@ def test_the_json_api_claims_and_approves_with_a_reviewer_key(console):
     assert case["verification_id"] == verification_id and case["origin"] == "manual_method"
     detail = console.api("GET", f"/v1/review/cases/{case['id']}", "reviewer").json()
     assert detail["claim"]["document_number"] == PASSPORT_NUMBER
-    approved = console.api(
-        "POST", f"/v1/review/cases/{case['id']}/approve", "reviewer", json={"fields": {"sex": "女"}}
-    ).json()
+    # nothing confirmed the claim by machine: the reviewer states the identity the passport shows
+    assert set(detail["proposed_identity"].values()) == {""}
+    fields = {"name": "JANE DOE", "document_number": PASSPORT_NUMBER, "sex": "女"}
+    approved = console.api("POST", f"/v1/review/cases/{case['id']}/approve", "reviewer", json={"fields": fields}).json()
     assert approved["verification_status"] == "verified"
     identity = console.api("GET", "/v1/subjects/subject-1/identity", "client").json()
     assert identity["sex"] == "女" and identity["method"] == "manual"

@@ -34,6 +34,8 @@ from tests.ocr_service.api_harness import CLEAN, photo, service_runtime
 from tests.ocr_service.conftest import add_verification
 
 PASSPORT_NUMBER = "E12345678"
+# what a reviewer types from the passport photo (nothing is pre-filled without a confirming read)
+PASSPORT_IDENTITY = {"name": "JOHN SMITH", "document_number": PASSPORT_NUMBER}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -187,7 +189,7 @@ def test_approving_verifies_the_subject_with_the_reviewers_correction_recorded(s
             session,
             case_id,
             "reviewer:a",
-            {"name": "JOHN A SMITH", "birth_date": "1980-02-03"},
+            {"name": "JOHN A SMITH", "document_number": PASSPORT_NUMBER, "birth_date": "1980-02-03"},
             service_runtime.settings,
         )
         assert (outcome.status, outcome.verification_status) == ("decided", "verified")
@@ -245,7 +247,7 @@ def test_an_approval_overriding_a_failed_check_needs_a_second_reviewer(service_r
     with service_runtime.session() as session:
         review.open_case(session, verification_id, "scan_review", ["id_number_mismatch"])
         session.commit()
-        outcome = review.approve_case(session, case_id, "reviewer:a", {}, service_runtime.settings)
+        outcome = review.approve_case(session, case_id, "reviewer:a", PASSPORT_IDENTITY, service_runtime.settings)
         assert outcome.status == "awaiting_confirmation"
         assert session.get(Verification, verification_id).status == VerificationStatus.IN_REVIEW
         assert review.claim_next_case(session, "reviewer:c", settings=service_runtime.settings) is None
@@ -265,13 +267,13 @@ def test_with_four_eyes_off_one_reviewer_approves_an_override_alone(service_runt
     with service_runtime.session() as session:
         review.open_case(session, verification_id, "scan_review", ["name_mismatch"])
         session.commit()
-        assert review.approve_case(session, case_id, "reviewer:a", {}, settings).status == "decided"
+        assert review.approve_case(session, case_id, "reviewer:a", PASSPORT_IDENTITY, settings).status == "decided"
 
 
 def test_a_reverification_case_rejected_removes_the_verified_identity(service_runtime):
     verification_id, case_id = claimed_passport_case(service_runtime)
     with service_runtime.session() as session:
-        review.approve_case(session, case_id, "reviewer:a", {}, service_runtime.settings)
+        review.approve_case(session, case_id, "reviewer:a", PASSPORT_IDENTITY, service_runtime.settings)
         flagged = review.open_case(session, verification_id, origin="reverification_failed", reasons=["name_mismatch"])
         session.commit()
         assert flagged.id != case_id and flagged.origin == CaseOrigin.REVERIFICATION_FAILED
@@ -360,3 +362,163 @@ def test_queue_statistics_count_waiting_cases_and_decisions_per_reviewer(service
         assert [(actor, n) for _day, actor, n in stats.decisions_per_reviewer_per_day] == [("reviewer:a", 1)]
         view = review.queue_view(session, origin="manual_method", sort="newest")
         assert len(view.rows) == 3 and view.rows[0].age <= view.rows[-1].age
+
+
+# --- identity safety (issue 10, problem 1) ----------------------------------------------------------------
+
+
+def scanned_case(runtime, claim: dict[str, str], photos: list[str], subject: str = "subject-1") -> str:
+    """An automatic resident-ID verification whose photos the real pipeline scans until it is in review.
+
+    The attempt limit is the number of photos, so the last failed attempt sends it to review.
+    """
+    from ocr_service import config
+
+    settings = runtime.settings.model_copy(update={"max_failed_attempts": len(photos)})
+    config.set_settings(settings)
+    with runtime.session() as session:
+        client = runtime.client_key(session)
+        verification = service.create_verification(session, client, VerificationCreate(subject_id=subject, claim=claim))
+        for name in photos:
+            ticket = service.submit_image(
+                session, client, verification.id, ImageSide.FRONT, photo(name), None, settings
+            )
+            service.process_attempt(ticket.attempt_id)
+            session.expire_all()
+            if session.get(Verification, verification.id).status == VerificationStatus.IN_REVIEW:
+                break
+        assert session.get(Verification, verification.id).status == VerificationStatus.IN_REVIEW
+        return verification.id
+
+
+def claim_from(label_file: str, **override) -> dict[str, str]:
+    from tests.ocr_service.api_harness import claim_of
+
+    return {**claim_of(label_file), **override}
+
+
+def test_attempts_showing_other_people_flag_multiple_identities_and_prefill_nothing(service_runtime):
+    # the issue's case: 向琳 typed, the failed attempts photographed other people's cards
+    claim = claim_from("0027_front_too_small.jpg")
+    verification_id = scanned_case(service_runtime, claim, ["0016_front_low_light.jpg", "0003_front_clean.jpg"])
+    case = case_of(service_runtime, verification_id)
+    assert "multiple_identities" in case.reasons
+    with service_runtime.session() as session:
+        review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        view = review.case_view(session, case.id, "reviewer:a")
+        assert set(view.proposed.values()) == {""}
+        assert view.multiple_identities
+        names = {identity.name for identity in view.identities}
+        assert names == {"向琳", "唐龙亮", "钱龙宁"}
+        claimed = [identity for identity in view.identities if identity.is_claim]
+        assert [i.number for i in claimed] == [claim["document_number"]]
+        # other people's numbers are shown masked
+        assert all("*" in i.number for i in view.identities if not i.is_claim)
+        # approving the untouched form verifies no one
+        with pytest.raises(ApiError) as refused:
+            review.approve_case(session, case.id, "reviewer:a", {}, service_runtime.settings)
+        assert refused.value.status == 422
+        assert session.scalars(select(VerifiedIdentity)).all() == []
+
+
+def test_a_read_differing_from_the_claim_in_one_character_prefills_nothing(service_runtime):
+    # typed 陶超森, the card reads 陶超淼 (same number): neither name is proposed
+    claim = claim_from(CLEAN, name="陶超森")
+    verification_id = scanned_case(service_runtime, claim, [CLEAN])
+    case = case_of(service_runtime, verification_id)
+    assert "multiple_identities" not in case.reasons
+    with service_runtime.session() as session:
+        review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        view = review.case_view(session, case.id, "reviewer:a")
+        assert set(view.proposed.values()) == {""}
+        assert not view.multiple_identities
+
+
+def recorded_read_case(runtime, claim: dict[str, str], read: dict[str, str]) -> str:
+    """A verification in review whose one scan read ``read`` (written as the scan writes it): the case id."""
+    from ocr_service.crypto import get_cipher
+    from ocr_service.verification.models import Attempt, AttemptStatus, StoredImage
+    from pipelines.reasons import Decision
+
+    with runtime.session() as session:
+        client = runtime.client_key(session)
+        verification = service.create_verification(session, client, VerificationCreate(subject_id="s", claim=claim))
+        image = StoredImage(
+            verification_id=verification.id, blob_id=None, sha256="f" * 64, content_type="image/jpeg", size_bytes=1
+        )
+        attempt = Attempt(
+            verification_id=verification.id,
+            image_id=image.id,
+            side=ImageSide.FRONT,
+            status=AttemptStatus.DONE,
+            decision=Decision.REVIEW,
+            reasons=["recapture_suspected"],
+            result={"fields": {k: v for k, v in read.items() if k != "id_number"}, "confidence": {}},
+        )
+        attempt.read_number_enc = get_cipher().encrypt_text(
+            read["id_number"], b"attempts.read_number:" + attempt.id.encode()
+        )
+        session.add_all([image, attempt])
+        verification.status = VerificationStatus.IN_REVIEW
+        case = review.open_case(session, verification.id, "scan_review", ["recapture_suspected"])
+        session.commit()
+        return case.id
+
+
+def test_a_read_confirming_the_claim_proposes_the_claim_with_what_the_card_adds(service_runtime):
+    claim = claim_from("0022_front_recapture.jpg")
+    read = {"name": claim["name"], "id_number": claim["document_number"], "sex": "女", "ethnicity": "汉"}
+    case_id = recorded_read_case(service_runtime, claim, read)
+    with service_runtime.session() as session:
+        review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        view = review.case_view(session, case_id, "reviewer:a")
+        assert view.proposed["name"] == claim["name"]
+        assert view.proposed["document_number"] == claim["document_number"]
+        assert (view.proposed["sex"], view.proposed["ethnicity"]) == ("女", "汉")
+        assert view.proposed["birth_date"] == "1998-02-13"  # from the number when the read has none
+
+
+def test_a_misread_name_proposes_nothing(service_runtime):
+    # the recapture sample reads 点婷娜 for 卢婷娜: the misread is not proposed, and neither is the claim
+    claim = claim_from("0022_front_recapture.jpg")
+    read = {"name": "点婷娜", "id_number": claim["document_number"], "sex": "女"}
+    case_id = recorded_read_case(service_runtime, claim, read)
+    with service_runtime.session() as session:
+        review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        view = review.case_view(session, case_id, "reviewer:a")
+        assert set(view.proposed.values()) == {""}
+        assert not view.multiple_identities
+
+
+def test_a_manual_case_without_a_machine_read_prefills_nothing_and_the_reviewer_states_the_identity(service_runtime):
+    _verification_id, case_id = claimed_passport_case(service_runtime)
+    with service_runtime.session() as session:
+        view = review.case_view(session, case_id, "reviewer:a")
+        assert set(view.proposed.values()) == {""}
+        with pytest.raises(ApiError):
+            review.approve_case(session, case_id, "reviewer:a", {}, service_runtime.settings)
+        outcome = review.approve_case(
+            session,
+            case_id,
+            "reviewer:a",
+            {"name": "JOHN SMITH", "document_number": PASSPORT_NUMBER},
+            service_runtime.settings,
+        )
+        assert outcome.verification_status == "verified"
+
+
+def test_the_second_reviewer_sees_the_exact_identity_the_approval_will_write(service_runtime):
+    claim = claim_from("0027_front_too_small.jpg")
+    verification_id = scanned_case(service_runtime, claim, ["0016_front_low_light.jpg", "0003_front_clean.jpg"])
+    case = case_of(service_runtime, verification_id)
+    typed = {"name": claim["name"], "document_number": claim["document_number"], "sex": "女"}
+    with service_runtime.session() as session:
+        review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        outcome = review.approve_case(session, case.id, "reviewer:a", typed, service_runtime.settings)
+        # approving over other people's cards is an override: a second reviewer must look
+        assert outcome.status == "awaiting_confirmation"
+        view = review.case_view(session, case.id, "reviewer:b")
+        assert view.pending is not None
+        assert view.pending["name"] == claim["name"]
+        assert view.pending["document_number"] == claim["document_number"]
+        assert (view.pending["sex"], view.pending["birth_date"]) == ("女", "1969-03-30")
