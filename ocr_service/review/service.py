@@ -305,16 +305,79 @@ def held_case(session: Session, reviewer: Reviewer | str) -> ReviewCase | None:
 
 
 def _held(session: Session, case_id: str, actor: str) -> ReviewCase:
-    case = get_case(session, case_id)
-    if case.status != CaseStatus.CLAIMED or case.claimed_by != actor:
-        raise ApiError(
-            "case_not_held",
+    """The case, locked for this transaction, if ``actor`` holds it on an unexpired lease.
+
+    Every decision starts here, so a holder whose lease ran out decides nothing even while
+    another reviewer claims the case: PostgreSQL locks the row (``SELECT ... FOR UPDATE``; a
+    claimer's ``SKIP LOCKED`` passes it by until this transaction ends), SQLite checks and takes
+    its one write lock in a single conditional UPDATE.
+    """
+    now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        case = session.scalar(
+            select(ReviewCase)
+            .where(ReviewCase.id == case_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        held = case is not None and _holds(case, actor, now)
+    else:
+        held = bool(
+            session.execute(
+                update(ReviewCase)
+                .where(
+                    ReviewCase.id == case_id,
+                    ReviewCase.status == CaseStatus.CLAIMED,
+                    ReviewCase.claimed_by == actor,
+                    ReviewCase.lease_expires_at >= now,
+                )
+                .values(lease_expires_at=ReviewCase.lease_expires_at)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        )
+        case = session.get(ReviewCase, case_id)
+        if case is not None:
+            session.refresh(case)
+    if case is None:
+        session.rollback()
+        raise not_found("review case")
+    if not held:
+        error = _not_held_error(session, case, actor)
+        session.rollback()
+        raise error
+    return case
+
+
+def _holds(case: ReviewCase, actor: str, now: datetime) -> bool:
+    return (
+        case.status == CaseStatus.CLAIMED
+        and case.claimed_by == actor
+        and case.lease_expires_at is not None
+        and case.lease_expires_at >= now
+    )
+
+
+def _not_held_error(session: Session, case: ReviewCase, actor: str) -> ApiError:
+    claimed_before = case.claimed_by == actor or session.scalar(
+        select(AuditEntry.id)
+        .where(AuditEntry.case_id == case.id, AuditEntry.action == "claim", AuditEntry.actor == actor)
+        .limit(1)
+    )
+    if claimed_before:
+        return ApiError(
+            "lease_expired",
             409,
-            "claim the case first (it is not held by you)",
-            "请先领取该案件",
+            "your lease on this case ran out; nothing was saved (the case went back to the queue)",
+            "您对该案件的领取已超时，本次操作未保存（案件已回到队列）",
             {"status": case.status.value},
         )
-    return case
+    return ApiError(
+        "case_not_held",
+        409,
+        "claim the case first (it is not held by you)",
+        "请先领取该案件",
+        {"status": case.status.value},
+    )
 
 
 def renew_lease(
@@ -630,10 +693,12 @@ def approve_case(
 def confirm_approval(session: Session, case_id: str, reviewer: Reviewer | str) -> DecisionOutcome:
     """The second reviewer confirms a four-eyes approval (never the one who approved); commits."""
     actor = actor_of(reviewer)
-    case = get_case(session, case_id)
+    case = _locked_awaiting(session, case_id)
     if case.status != CaseStatus.AWAITING_CONFIRMATION:
+        session.rollback()
         raise ApiError("not_awaiting_confirmation", 409, "the case is not waiting for a confirmation", "该案件无需复核")
     if case.first_approver == actor:
+        session.rollback()
         raise ApiError(
             "second_reviewer_required", 403, "a second reviewer must confirm this approval", "需由另一名审核员复核"
         )
@@ -649,11 +714,38 @@ def confirm_approval(session: Session, case_id: str, reviewer: Reviewer | str) -
     return DecisionOutcome(case, case.status.value, verification.status.value)
 
 
+def _locked_awaiting(session: Session, case_id: str) -> ReviewCase:
+    """The case, locked so two second reviewers cannot both confirm (or refuse) one approval."""
+    if session.get_bind().dialect.name == "postgresql":
+        case = session.scalar(
+            select(ReviewCase)
+            .where(ReviewCase.id == case_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    else:
+        # a write that changes nothing makes this transaction SQLite's one writer before the read
+        session.execute(
+            update(ReviewCase)
+            .where(ReviewCase.id == case_id)
+            .values(status=ReviewCase.status)
+            .execution_options(synchronize_session=False)
+        )
+        case = session.get(ReviewCase, case_id)
+        if case is not None:
+            session.refresh(case)
+    if case is None:
+        session.rollback()
+        raise not_found("review case")
+    return case
+
+
 def reject_confirmation(session: Session, case_id: str, reviewer: Reviewer | str) -> ReviewCase:
     """The second reviewer disagrees: the case goes back to the queue undecided; commits."""
     actor = actor_of(reviewer)
-    case = get_case(session, case_id)
+    case = _locked_awaiting(session, case_id)
     if case.status != CaseStatus.AWAITING_CONFIRMATION or case.first_approver == actor:
+        session.rollback()
         raise ApiError(
             "not_awaiting_confirmation", 409, "the case is not waiting for your confirmation", "该案件无需复核"
         )

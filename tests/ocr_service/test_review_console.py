@@ -190,3 +190,27 @@ def test_admin_pages_show_accounts_the_intact_audit_chain_and_statistics_to_admi
     audit = console.client.get("/review/admin/audit")
     assert "intact" in audit.text and "create_reviewer" in audit.text
     assert "Queue size" in console.client.get("/review/admin/stats").text
+
+
+def expire_leases(console) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from ocr_service.db import utcnow
+    from ocr_service.review.models import ReviewCase
+
+    with console.app.state.db.session_scope() as session:
+        session.execute(update(ReviewCase).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def test_the_json_api_answers_409_lease_expired_to_a_holder_whose_lease_ran_out(console):
+    console.manual_case()
+    case = console.api("POST", "/v1/review/cases/claim", "reviewer").json()["case"]
+    expire_leases(console)
+    fields = {"name": "JANE DOE", "document_number": PASSPORT_NUMBER}
+    for action, body in (("approve", {"fields": fields}), ("reject", {"reason": "document_mismatch"})):
+        refused = console.api("POST", f"/v1/review/cases/{case['id']}/{action}", "reviewer", json=body)
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "lease_expired"
+    assert console.api("GET", "/v1/subjects/subject-1/identity", "client").status_code == 404

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def test_a_case_whose_lease_ran_out_can_be_claimed_by_another_reviewer(service_r
         assert taken is not None and taken.id == case_id and taken.claimed_by == "reviewer:b"
         with pytest.raises(ApiError) as refused:
             review.release_case(session, case_id, "reviewer:a")
-        assert refused.value.code == "case_not_held"
+        assert refused.value.code == "lease_expired"  # the former holder learns why
 
 
 def test_renewing_the_lease_keeps_the_case_and_releasing_returns_it_to_the_queue(service_runtime):
@@ -522,3 +523,107 @@ def test_the_second_reviewer_sees_the_exact_identity_the_approval_will_write(ser
         assert view.pending["name"] == claim["name"]
         assert view.pending["document_number"] == claim["document_number"]
         assert (view.pending["sex"], view.pending["birth_date"]) == ("女", "1969-03-30")
+
+
+# --- decisions bound to the lease (issue 10, problem 3) -------------------------------------------------------
+
+
+def expire_leases(session) -> None:
+    session.execute(
+        text("UPDATE review_cases SET lease_expires_at = :t WHERE status = 'claimed'"),
+        {"t": (utcnow() - timedelta(seconds=1)).replace(tzinfo=None)},
+    )
+    session.commit()
+
+
+def test_a_holder_whose_lease_ran_out_cannot_decide_release_or_renew(service_runtime):
+    (case_id,) = bare_cases(service_runtime, 1)
+    with service_runtime.session() as session:
+        review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        expire_leases(session)
+        attempts = (
+            lambda: review.reject_case(session, case_id, "reviewer:a", "document_mismatch"),
+            lambda: review.retake_case(session, case_id, "reviewer:a", "new_images_unclear"),
+            lambda: review.approve_case(session, case_id, "reviewer:a", {}, service_runtime.settings),
+            lambda: review.release_case(session, case_id, "reviewer:a"),
+            lambda: review.renew_lease(session, case_id, "reviewer:a", service_runtime.settings),
+        )
+        for attempt in attempts:
+            with pytest.raises(ApiError) as refused:
+                attempt()
+            assert (refused.value.status, refused.value.code) == (409, "lease_expired")
+        # another reviewer claims it: the old holder is still told their lease ran out
+        assert review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings).id == case_id
+        with pytest.raises(ApiError) as refused:
+            review.reject_case(session, case_id, "reviewer:a", "document_mismatch")
+        assert refused.value.code == "lease_expired"
+        assert session.get(ReviewCase, case_id).status == CaseStatus.CLAIMED
+
+
+def test_reviewers_whose_lease_ran_out_decide_nothing_while_new_reviewers_claim(service_runtime):
+    """The issue's race: 10 expired holders deciding while 10 new reviewers claim the same cases."""
+    case_ids = bare_cases(service_runtime, 10)
+    with service_runtime.session() as session:
+        old_cases = {}
+        for i in range(10):
+            old_cases[f"reviewer:old{i}"] = review.claim_next_case(
+                session, f"reviewer:old{i}", settings=service_runtime.settings
+            ).id
+        expire_leases(session)
+    barrier = threading.Barrier(20)
+    outcomes: list[tuple[str, str]] = []  # (actor, "decided" | error code)
+    lock = threading.Lock()
+
+    def record(actor: str, outcome: str) -> None:
+        with lock:
+            outcomes.append((actor, outcome))
+
+    def old_holder(actor: str) -> None:
+        with service_runtime.session() as session:
+            barrier.wait()
+            try:
+                review.reject_case(session, old_cases[actor], actor, "document_mismatch")
+                record(actor, "decided")
+            except ApiError as exc:
+                record(actor, exc.code)
+
+    def new_reviewer(actor: str) -> None:
+        with service_runtime.session() as session:
+            barrier.wait()
+            case = review.claim_next_case(session, actor, settings=service_runtime.settings)
+            if case is None:
+                record(actor, "nothing_to_claim")
+                return
+            try:
+                review.reject_case(session, case.id, actor, "document_mismatch")
+                record(actor, "decided")
+            except ApiError as exc:
+                record(actor, exc.code)
+
+    threads = [threading.Thread(target=old_holder, args=(actor,)) for actor in old_cases]
+    threads += [threading.Thread(target=new_reviewer, args=(f"reviewer:new{i}",)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    old = [outcome for actor, outcome in outcomes if ":old" in actor]
+    new = [outcome for actor, outcome in outcomes if ":new" in actor]
+    print(f"lease race: expired holders {sorted(Counter(old).items())}, new claimers {sorted(Counter(new).items())}")
+    assert old == ["lease_expired"] * 10
+    # PostgreSQL's SKIP LOCKED passes by a row an expired holder has locked for its (refused) decision
+    assert set(new) <= {"decided", "nothing_to_claim"} and new.count("decided") >= 1
+    with service_runtime.session() as session:
+        cases = session.scalars(select(ReviewCase).where(ReviewCase.id.in_(case_ids))).all()
+        assert sum(1 for case in cases if case.decided_by and ":old" in case.decided_by) == 0
+        assert sum(1 for case in cases if case.status == CaseStatus.DECIDED) == new.count("decided")
+        # every case was decided by the reviewer whose claim came last
+        for case in cases:
+            last_claim = session.scalars(
+                select(AuditEntry.actor)
+                .where(AuditEntry.case_id == case.id, AuditEntry.action == "claim")
+                .order_by(AuditEntry.id.desc())
+                .limit(1)
+            ).one()
+            assert last_claim == case.decided_by
+        assert review.verify_audit_chain(session).ok
