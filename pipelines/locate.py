@@ -152,7 +152,7 @@ def _with_quad(detection: CardDetection, quad: CardQuad) -> CardDetection:
     return CardDetection(quad, detection.frame_size, detection.method, detection.card_likeness, clipped)
 
 
-def _line_axes(box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+def line_axes(box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Centre, unit vector along the line's long axis, its length and its height."""
     (cx, cy), (w, h), angle = cv2.minAreaRect(box.astype(np.float32))
     theta = math.radians(angle)
@@ -163,7 +163,7 @@ def _line_axes(box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
     return np.array([cx, cy]), along, float(w), float(h)
 
 
-def _line_crop(image: np.ndarray, centre: np.ndarray, along: np.ndarray, length: float, height: float) -> np.ndarray:
+def line_crop(image: np.ndarray, centre: np.ndarray, along: np.ndarray, length: float, height: float) -> np.ndarray:
     """The line cut out of the frame and laid horizontal, reading along ``along``."""
     down = np.array([-along[1], along[0]])
     half_l, half_h = length / 2 + 0.6 * height, 0.8 * height
@@ -205,14 +205,14 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
     small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     lines = []
     for box in engine.detect_lines(small):
-        centre, along, length, height = _line_axes(np.asarray(box) / scale)
+        centre, along, length, height = line_axes(np.asarray(box) / scale)
         if length >= _MIN_LINE_ASPECT * max(height, 1.0) and length >= 0.12 * max(h, w) * 0.5:
             lines.append((length, centre, along, height))
     lines.sort(key=lambda line: line[0], reverse=True)
     best: tuple[int, LocatedCard] | None = None
     for length, centre, along, height in lines[:_MAX_LINES_TRIED]:
         reads = engine.recognize(
-            [_line_crop(image, centre, along, length, height), _line_crop(image, centre, -along, length, height)]
+            [line_crop(image, centre, along, length, height), line_crop(image, centre, -along, length, height)]
         )
         for direction, read in zip((along, -along), reads, strict=True):
             digits = digit_line(read.text)

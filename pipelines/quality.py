@@ -59,6 +59,11 @@ class QualityThresholds:
     # Moire score (``moire_score``): every non-recapture photo <= 0.92, screen recaptures
     # 1.44-5.46.
     max_moire: float = 1.2
+    # Colour spread (``colour_spread``): 99th percentile of chroma around the card's own mean
+    # tint. Greyscale copies and copy composites in ../shared/external-eval score 0.0;
+    # colour fronts in ../shared/dev-photos 8.1-31 (clean) and 4.0 at the least (a dark,
+    # degraded one); sensor noise on a photographed grey copy stays under ~2.
+    min_colour_spread: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class QualityScores:
     corner_skew_deg: float
     tilt_deg: float
     moire: float
+    colour_spread: float
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,23 @@ def moire_score(frame: np.ndarray) -> float:
     return score
 
 
+def colour_spread(half: np.ndarray) -> float:
+    """How much colour the card carries beyond its overall tint (0 for a greyscale copy).
+
+    A resident ID card has blue captions and a tinted guilloche background; a photocopy or
+    a greyscale scan has one ink colour. Measured relative to the card's median a*/b*, so a
+    warm or cool white balance does not count as colour. The portrait is left out.
+    """
+    lab = cv2.cvtColor(half, cv2.COLOR_BGR2LAB).astype(np.float32)
+    a, b = lab[:, :, 1], lab[:, :, 2]
+    keep = np.ones(a.shape, bool)
+    x, y, w, h = (v // 2 for v in load_layout("front").regions["photo"])
+    keep[y : y + h, x : x + w] = False
+    a, b = a[keep], b[keep]
+    spread = np.hypot(a - np.median(a), b - np.median(b))
+    return float(np.percentile(spread, 99))
+
+
 def _geometry(detection: CardDetection) -> tuple[float, float, float]:
     assert detection.quad is not None
     pts = np.array(detection.quad.corners, np.float64)
@@ -192,6 +215,7 @@ def assess(
         corner_skew_deg=round(skew, 1),
         tilt_deg=round(tilt, 1),
         moire=round(moire_score(frame), 2),
+        colour_spread=round(colour_spread(half), 1),
     )
     t = thresholds
     reasons: list[Reason] = []
@@ -218,6 +242,8 @@ def assess(
         reasons.append(Reason.BLURRY)
     if scores.moire > t.max_moire:
         reasons.append(Reason.RECAPTURE_SUSPECTED)
+    if scores.colour_spread < t.min_colour_spread and scores.brightness >= t.min_brightness:
+        reasons.append(Reason.PHOTOCOPY_SUSPECTED)
     return QualityReport(scores, tuple(reasons))
 
 

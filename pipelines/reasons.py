@@ -31,6 +31,8 @@ class Reason(StrEnum):
     FIELD_UNREADABLE = "field_unreadable"
     # a person should look -> review
     RECAPTURE_SUSPECTED = "recapture_suspected"
+    PHOTOCOPY_SUSPECTED = "photocopy_suspected"  # a greyscale card: a copy, not the original
+    NOT_RESIDENT_ID = "not_resident_id"  # a passport, an HK/Macau/Taiwan card, another document
     LOW_CONFIDENCE_FIELD = "low_confidence_field"
     NAME_NEAR_MATCH = "name_near_match"
     UNKNOWN_DIVISION_CODE = "unknown_division_code"
@@ -110,6 +112,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     Reason.STRONG_TILT: ("请将手机与证件保持平行", "the card is strongly tilted"),
     Reason.FIELD_UNREADABLE: ("证件信息无法识别，请重新拍摄", "a required field could not be read"),
     Reason.RECAPTURE_SUSPECTED: ("请拍摄身份证原件，不要翻拍屏幕", "photo of a screen suspected (moire)"),
+    Reason.PHOTOCOPY_SUSPECTED: (
+        "疑似身份证复印件，已转人工审核；请使用身份证原件拍摄",
+        "photocopy suspected (the card has no colour)",
+    ),
+    Reason.NOT_RESIDENT_ID: (
+        "请上传居民身份证；港澳台居民及外籍人员请选择人工审核",
+        "the document is not a mainland resident ID card",
+    ),
     Reason.LOW_CONFIDENCE_FIELD: ("部分信息识别不确定，已转人工审核", "a field was read with low confidence"),
     Reason.NAME_NEAR_MATCH: (
         "姓名识别与填写略有差异，已转人工审核",
@@ -184,6 +194,7 @@ RETAKE_REASONS = frozenset(
         Reason.CARD_PARTLY_OUTSIDE,
         Reason.STRONG_TILT,
         Reason.FIELD_UNREADABLE,
+        Reason.NOT_RESIDENT_ID,
     }
 )
 REJECT_REASONS = frozenset({Reason.ID_NUMBER_MISMATCH, Reason.NAME_MISMATCH, Reason.INVALID_ID_NUMBER})

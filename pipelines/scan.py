@@ -19,6 +19,7 @@ from rapidfuzz import fuzz
 
 from pipelines import PIPELINE_VERSION
 from pipelines.card import CANONICAL_SIZE, CardDetection, CardSide, crop, find_card, load_layout
+from pipelines.document import other_document_evidence
 from pipelines.fields import (
     BACK_FIELDS,
     ETHNICITIES,
@@ -132,7 +133,8 @@ def _decide(
     blocking = [r for r in quality.reasons if r in _BLOCKING_QUALITY]
     if blocking:
         return Decision.RETAKE, tuple(blocking)
-    recapture = Reason.RECAPTURE_SUSPECTED in quality.reasons
+    # a screen photo or a copy is for a person to judge: never accepted, never retaken until it reads
+    held = [r for r in (Reason.RECAPTURE_SUSPECTED, Reason.PHOTOCOPY_SUSPECTED) if r in quality.reasons]
     name_conf, number_conf = fields.confidence("name"), fields.confidence("id_number")
     number = fields.value("id_number")
     if (
@@ -141,16 +143,15 @@ def _decide(
         or len(number) < 17
         or min(name_conf, number_conf) < settings.min_readable_confidence
     ):
-        # a screen photo is for a person to judge, not something to retake until it reads
-        if recapture:
-            return Decision.REVIEW, (Reason.RECAPTURE_SUSPECTED,)
+        if held:
+            return Decision.REVIEW, tuple(held)
         return Decision.RETAKE, (Reason.FIELD_UNREADABLE,)
 
     # Only a read that is itself well-formed is trusted enough to contradict anyone: a
     # dropped or doubled digit (wrong length) is a misread, not evidence.
     number_trusted = number_conf >= settings.reject_confidence and len(number) == 18
     reject: list[Reason] = []
-    review: list[Reason] = [Reason.RECAPTURE_SUSPECTED] if recapture else []
+    review: list[Reason] = list(held)
     if not id_check.valid:
         if number_trusted:
             reject.append(Reason.INVALID_ID_NUMBER)
@@ -164,15 +165,16 @@ def _decide(
             review.append(Reason.NAME_NEAR_MATCH)
         elif match.name == NameMatch.MISMATCH:
             (reject if name_conf >= settings.reject_confidence else review).append(Reason.NAME_MISMATCH)
-    if reject and not recapture:
-        return Decision.REJECT, tuple(reject)
+    # values no real card carries (sex 公, ethnicity outside the 56) are named even on a reject
+    unusual = fields.value("sex") not in ("男", "女") or fields.value("ethnicity") not in ETHNICITIES
+    if reject and not held:
+        return Decision.REJECT, tuple(reject) + ((Reason.UNUSUAL_FIELD_VALUE,) if unusual else ())
     review.extend(reject)
 
     review.extend(consistency)
     if IdWarning.UNKNOWN_DIVISION_CODE in id_check.warnings:
         review.append(Reason.UNKNOWN_DIVISION_CODE)
-    sex, ethnicity = fields.value("sex"), fields.value("ethnicity")
-    if sex not in ("男", "女") or ethnicity not in ETHNICITIES:
+    if unusual:
         review.append(Reason.UNUSUAL_FIELD_VALUE)
     # A field is confirmed by something independent of its own confidence score: the number
     # by its check character and the claim, the name by equalling the claim exactly (rare
@@ -220,9 +222,11 @@ def scan(
     if located is None:
         detection = detection or CardDetection(None, image.shape[1::-1], "none", 0.0, False)
         quality = assess(image, detection, settings.quality)
-        timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
         decision = Decision.REVIEW if Reason.RECAPTURE_SUSPECTED in quality.reasons else Decision.RETAKE
         reasons = (Reason.RECAPTURE_SUSPECTED,) if decision == Decision.REVIEW else (Reason.NO_CARD,)
+        if decision == Decision.RETAKE and other_document_evidence(image, engine):
+            reasons = (Reason.NOT_RESIDENT_ID,)
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
         return ScanResult(
             decision, reasons, CardSide.NONE, detection, quality, None, None, None, timings, models_digest=digest
         )
@@ -285,8 +289,10 @@ def scan(
     if _digits(number_text) < 10 and not fields.value("name"):
         # nothing of a portrait side was read: no card (or not an ID card) in the quad
         blocking = tuple(r for r in quality.reasons if r in _BLOCKING_QUALITY)
-        timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
         reasons = blocking or (Reason.NO_CARD,)
+        if other_document_evidence(image, engine):
+            reasons = (Reason.NOT_RESIDENT_ID,)
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
         return ScanResult(
             Decision.RETAKE,
             reasons,
@@ -317,6 +323,9 @@ def scan(
         # the fallback's only evidence of a card was one text line: with nothing readable
         # where the card's fields should be, there most likely is no card
         reasons = (Reason.NO_CARD,)
+    if decision == Decision.RETAKE and not located.verified and other_document_evidence(image, engine):
+        # a passport or an HK card is not fixed by holding the phone steadier
+        reasons = (Reason.NOT_RESIDENT_ID,)
     lap("decide", t)
     timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
     return ScanResult(

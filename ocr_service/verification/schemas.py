@@ -64,6 +64,7 @@ class QualityScoresOut(BaseModel):
     corner_skew_deg: float
     tilt_deg: float
     moire: float
+    colour_spread: float = Field(description="chroma beyond the card's tint; near 0 for a greyscale copy")
 
 
 class QualityOut(BaseModel):

@@ -149,7 +149,14 @@ def test_two_different_characters_are_a_mismatch_even_when_unsure():
 def test_one_extra_or_missing_character_read_with_low_confidence_is_near():
     assert match("张三", "张三丰", UNSURE).name is NameMatch.NEAR
     assert match("张三丰", "张三", UNSURE).name is NameMatch.NEAR
-    assert match("张三丰", "张三", CONFIDENT).name is NameMatch.MISMATCH
+    assert match("张三丰", "张丰", CONFIDENT).name is NameMatch.MISMATCH
+
+
+def test_a_first_or_last_character_missing_is_a_cropping_doubt_even_when_read_confidently():
+    # dev-photos img_0028: a card placed from its text lines, the name crop cut at 张 of 张永泽;
+    # a confident "永泽" said nothing about the unseen character and was rejected
+    assert match("张永泽", "永泽", CONFIDENT).name is NameMatch.NEAR
+    assert match("张永泽", "张永", CONFIDENT).name is NameMatch.NEAR
 
 
 def test_a_dropped_middle_dot_is_near_even_when_read_confidently():
@@ -196,8 +203,8 @@ def test_an_extra_read_character_uses_its_own_confidence():
 
 
 def test_a_missing_character_has_no_own_confidence_so_the_overall_one_decides():
-    assert match("张三丰", "张三", CONFIDENT, read_name_char_confidences=[0.1, 0.1]).name is NameMatch.MISMATCH
-    assert match("张三丰", "张三", UNSURE, read_name_char_confidences=[0.99, 0.99]).name is NameMatch.NEAR
+    assert match("张三丰", "张丰", CONFIDENT, read_name_char_confidences=[0.1, 0.1]).name is NameMatch.MISMATCH
+    assert match("张三丰", "张丰", UNSURE, read_name_char_confidences=[0.99, 0.99]).name is NameMatch.NEAR
 
 
 # --- missing sides ---------------------------------------------------------------------

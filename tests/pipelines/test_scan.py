@@ -132,4 +132,5 @@ def test_every_result_records_the_pipeline_version_and_model_digest(engine):
     result = scan(photo, engine, None)
     assert result.pipeline_version == PIPELINE_VERSION
     assert result.models_digest == manifest_digest(load_manifest(verify=False))
-    assert {"detect", "orient", "quality", "read", "total"} <= set(result.timings_ms)
+    # finding includes turning the card upright: every placement is verified by reading it
+    assert {"detect", "quality", "read", "total"} <= set(result.timings_ms)
