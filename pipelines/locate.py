@@ -58,9 +58,10 @@ _MAX_LINES_TRIED = 4
 # Measured with the detector at 480 px, boxes mapped through the labelled corners: on the
 # 48 clean dev-photos fronts the digits alone span x 26.7 +- 0.5 to 78.5 +- 0.5 at y 47.5;
 # caption + digits as one line span 4.1-78.8 there and 4.3-81.8 at y 46 on our own cards.
-_DIGITS_SPAN_MM = (26.7, 78.5)
-_CAPTION_SPAN_MM = (4.2, 80.0)
-_LINE_CENTRE_Y_MM = 47.2
+# Each is (x0, x1, y): renderings differ by a few millimetres, so every one is tried and
+# the placement whose number region reads best is kept.
+_DIGITS_SPANS_MM = ((26.7, 78.5, 47.5),)
+_CAPTION_SPANS_MM = ((4.1, 78.8, 47.5), (4.3, 81.8, 46.0))
 _CAPTIONS = ("公民身份号码", "公民身份证号码")
 # A number region that reads at least this many digits (and nothing but digits) is a card.
 _MIN_DIGITS = 15
@@ -90,14 +91,14 @@ def digit_line(raw: str) -> str:
     return "".join(ch for ch in text if ch.isdigit() or ch in "Xx").upper()
 
 
-def _number_read(card: np.ndarray, engine: OcrEngine) -> str:
-    """The digit line in the card's number region ('' when it does not read as one)."""
+def _number_read(card: np.ndarray, engine: OcrEngine) -> tuple[str, float]:
+    """The digit line in the card's number region ('' when it does not read as one), and its score."""
     (read,) = engine.recognize([crop(card, load_layout("front").fields["id_number"], pad=10)])
-    return digit_line(read.text)
+    return digit_line(read.text), read.score
 
 
 def _reads_as_number(card: np.ndarray, engine: OcrEngine) -> bool:
-    return len(_number_read(card, engine)) >= _MIN_DIGITS
+    return len(_number_read(card, engine)[0]) >= _MIN_DIGITS
 
 
 def _number_evidence(digits: str) -> int:
@@ -183,19 +184,19 @@ def line_crop(image: np.ndarray, centre: np.ndarray, along: np.ndarray, length: 
     return cv2.warpPerspective(image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def placements_from_line(
-    centre: np.ndarray, along: np.ndarray, length: float, with_caption: bool
-) -> CardQuad:
-    """The card placement implied by a number line read in direction ``along`` (perspective ignored)."""
-    x0, x1 = _CAPTION_SPAN_MM if with_caption else _DIGITS_SPAN_MM
-    scale = length / (x1 - x0)
+def placements_from_line(centre: np.ndarray, along: np.ndarray, length: float, with_caption: bool) -> list[CardQuad]:
+    """The card placements implied by a number line read in direction ``along`` (perspective ignored)."""
     down = np.array([-along[1], along[0]])
-    cx = (x0 + x1) / 2
-    corners = []
-    for x, y in ((0, 0), (CARD_MM[0], 0), CARD_MM, (0, CARD_MM[1])):
-        p = centre + (x - cx) * scale * along + (y - _LINE_CENTRE_Y_MM) * scale * down
-        corners.append((float(p[0]), float(p[1])))
-    return CardQuad(tuple(corners))  # type: ignore[arg-type]
+    quads = []
+    for x0, x1, y_mm in _CAPTION_SPANS_MM if with_caption else _DIGITS_SPANS_MM:
+        scale = length / (x1 - x0)
+        cx = (x0 + x1) / 2
+        corners = []
+        for x, y in ((0, 0), (CARD_MM[0], 0), CARD_MM, (0, CARD_MM[1])):
+            p = centre + (x - cx) * scale * along + (y - y_mm) * scale * down
+            corners.append((float(p[0]), float(p[1])))
+        quads.append(CardQuad(tuple(corners)))  # type: ignore[arg-type]
+    return quads
 
 
 def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
@@ -209,7 +210,7 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
         if length >= _MIN_LINE_ASPECT * max(height, 1.0) and length >= 0.12 * max(h, w) * 0.5:
             lines.append((length, centre, along, height))
     lines.sort(key=lambda line: line[0], reverse=True)
-    best: tuple[int, LocatedCard] | None = None
+    best: tuple[tuple[int, float], LocatedCard] | None = None
     for length, centre, along, height in lines[:_MAX_LINES_TRIED]:
         reads = engine.recognize(
             [line_crop(image, centre, along, length, height), line_crop(image, centre, -along, length, height)]
@@ -219,20 +220,20 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
             if len(digits) < _MIN_DIGITS:
                 continue
             with_caption = any(ch in read.text for ch in "公民身份号码")
-            quad = placements_from_line(centre, direction, length, with_caption)
-            snapped = snap_to_edges(image, quad)
-            for candidate in (snapped, quad) if snapped != quad else (quad,):
-                card = rectify(image, candidate)
-                number = _number_read(card, engine)
-                if len(number) < _MIN_DIGITS:
-                    continue
-                detection = CardDetection(candidate, (w, h), "text", 0.5, _runs_off(candidate, (w, h)))
-                evidence = _number_evidence(number)
-                if best is None or evidence > best[0]:
-                    best = (evidence, LocatedCard(detection, card, 1.0, True))
-                if evidence == 2:
-                    return best[1]
-                break
+            for quad in placements_from_line(centre, direction, length, with_caption):
+                snapped = snap_to_edges(image, quad)
+                for candidate in (snapped, quad) if snapped != quad else (quad,):
+                    card = rectify(image, candidate)
+                    number, score = _number_read(card, engine)
+                    if len(number) < _MIN_DIGITS:
+                        continue
+                    detection = CardDetection(candidate, (w, h), "text", 0.5, _runs_off(candidate, (w, h)))
+                    rank = (_number_evidence(number), score)
+                    if best is None or rank > best[0]:
+                        best = (rank, LocatedCard(detection, card, 1.0, True))
+                    break
+            if best is not None and best[0][0] == 2:
+                return best[1]  # a valid number on this line: the other lines are paper
     return best[1] if best else None
 
 

@@ -64,6 +64,17 @@ class QualityThresholds:
     # colour fronts in ../shared/dev-photos 8.1-31 (clean) and 4.0 at the least (a dark,
     # degraded one); sensor noise on a photographed grey copy stays under ~2.
     min_colour_spread: float = 3.0
+    # Marginal bounds: the edge of the readable populations above (mild blur, mild
+    # over-exposure, readable low light). Between them and the hard bounds a photo often
+    # still reads. The live check, which cannot read, asks for a better frame at these; the
+    # scan uses them to say *why* a found card did not read instead of "no card", so the two
+    # agree (issue 9: a frame the live check passed came back from the upload as no_card).
+    # Sharpness of clean fronts: generated p10 118, ../shared/dev-photos min 109; blurred
+    # but still readable ones go down to 65.
+    marginal_sharpness: float = 90.0
+    marginal_clipped: float = 0.84
+    # Readable low light is 110-170 (generated), 152 for the committed low-light sample.
+    marginal_brightness: float = 90.0
 
 
 @dataclass(frozen=True)
@@ -247,9 +258,27 @@ def assess(
     return QualityReport(scores, tuple(reasons))
 
 
+def marginal_reasons(scores: QualityScores, thresholds: QualityThresholds = QualityThresholds()) -> tuple[Reason, ...]:
+    """Capture problems at the marginal bounds: likely causes when a found card does not read."""
+    t = thresholds
+    reasons: list[Reason] = []
+    if scores.brightness < t.marginal_brightness:
+        reasons.append(Reason.TOO_DARK)
+    elif scores.clipped > t.marginal_clipped:
+        reasons.append(Reason.OVEREXPOSED)
+    if scores.sharpness < t.marginal_sharpness:
+        reasons.append(Reason.BLURRY)
+    return tuple(reasons)
+
+
 def check_frame(
     frame: np.ndarray, thresholds: QualityThresholds = QualityThresholds()
 ) -> tuple[CardDetection, QualityReport]:
     """The live framing check for one camera frame: find the card quickly and judge it."""
     detection = find_card(frame, thorough=False)
-    return detection, assess(frame, detection, thresholds)
+    report = assess(frame, detection, thresholds)
+    if report.scores is not None:
+        # no reading to fall back on: ask for a better frame at the marginal bounds already
+        extra = tuple(r for r in marginal_reasons(report.scores, thresholds) if r not in report.reasons)
+        report = QualityReport(report.scores, report.reasons + extra)
+    return detection, report

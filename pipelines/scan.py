@@ -35,7 +35,7 @@ from pipelines.idnumber import IdNumberCheck, IdWarning, cross_check, validate_i
 from pipelines.locate import locate_by_text, locate_card, oriented
 from pipelines.matching import ClaimMatch, NameMatch, NumberMatch, match_claim
 from pipelines.ocr import OcrEngine, manifest_digest
-from pipelines.quality import QualityReport, QualityThresholds, assess
+from pipelines.quality import QualityReport, QualityThresholds, assess, marginal_reasons
 from pipelines.reasons import Decision, Reason
 
 
@@ -101,6 +101,10 @@ _DECISION_FIELDS = tuple(name for name in FRONT_FIELDS if name != "address")
 _GEOMETRIC_DOUBT = frozenset({Reason.STRONG_TILT, Reason.CARD_PARTLY_OUTSIDE})
 _BACK_TITLE = "居民身份证"
 _BACK_COUNTRY = "中华人民共和国"
+
+
+def _likely_cause(quality: QualityReport, settings: ScanSettings) -> tuple[Reason, ...]:
+    return marginal_reasons(quality.scores, settings.quality) if quality.scores is not None else ()
 
 
 def _looks_like_name(text: str) -> bool:
@@ -289,7 +293,7 @@ def scan(
     if _digits(number_text) < 10 and not fields.value("name"):
         # nothing of a portrait side was read: no card (or not an ID card) in the quad
         blocking = tuple(r for r in quality.reasons if r in _BLOCKING_QUALITY)
-        reasons = blocking or (Reason.NO_CARD,)
+        reasons = blocking or _likely_cause(quality, settings) or (Reason.NO_CARD,)
         if other_document_evidence(image, engine):
             reasons = (Reason.NOT_RESIDENT_ID,)
         timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -319,11 +323,15 @@ def scan(
             confident_char_threshold=settings.confident_char_threshold,
         )
     decision, reasons = _decide(quality, fields, id_check, consistency, match, settings)
+    if reasons == (Reason.FIELD_UNREADABLE,):
+        # a found card that does not read: name the capture problem when there is one
+        reasons = _likely_cause(quality, settings) or reasons
     if detection.method == "text" and reasons == (Reason.FIELD_UNREADABLE,):
         # the fallback's only evidence of a card was one text line: with nothing readable
         # where the card's fields should be, there most likely is no card
         reasons = (Reason.NO_CARD,)
-    if decision == Decision.RETAKE and not located.verified and other_document_evidence(image, engine):
+    unread = decision == Decision.RETAKE or set(reasons) <= {Reason.RECAPTURE_SUSPECTED, Reason.PHOTOCOPY_SUSPECTED}
+    if unread and not located.verified and other_document_evidence(image, engine):
         # a passport or an HK card is not fixed by holding the phone steadier
         reasons = (Reason.NOT_RESIDENT_ID,)
     lap("decide", t)
