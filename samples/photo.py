@@ -2,7 +2,9 @@
 
 Owns the geometry (scale, perspective tilt, in-plane rotation, placement, partial framing),
 the capture defects (blur, glare, low light, over-exposure, noise, drop shadow, screen
-recapture) and where the card's corners end up. ``photograph`` obeys a fully specified
+recapture with optional screen glare), a hand holding the card (``samples.hands``) and where
+the card's corners end up. Flat crops and photocopies are not photos; ``samples.scans`` makes
+those. ``photograph`` obeys a fully specified
 ``PhotoSpec``: every choice that a label records is made by the caller, only nuisance detail
 (texture, noise realisation, exact glare shape) is drawn here.
 
@@ -26,10 +28,12 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from samples.hands import Hand, mm_to_photo_matrix, paint_digits, paint_palm
 from samples.render import CARD_MM, card_alpha, load_layout
 from samples.surfaces import make_surface
 
 Side = Literal["front", "back"]
+CaptureKind = Literal["photo", "flat_crop", "photocopy"]  # a screen recapture is a photo with "recapture"
 
 DEGRADATION_KINDS = (
     "blur", "glare", "low_light", "overexposure", "noise", "jpeg", "partial", "too_small", "tilt",
@@ -66,6 +70,9 @@ class PhotoSpec:
     # card's long side / the photo side it runs along (the width when upright), before fitting
     card_fraction: float = 0.65
     degradations: tuple[Degradation, ...] = ()
+    capture: CaptureKind = "photo"
+    hand: Hand | None = None  # held in a hand: palm behind, thumb and fingertips over the card
+    stamp: str | None = None  # text stamped across a photocopy
 
     def find(self, kind: str) -> Degradation | None:
         return next((d for d in self.degradations if d.kind == kind), None)
@@ -93,7 +100,7 @@ def _tilted_corners_mm(tilt_deg: float, axis_deg: float) -> np.ndarray:
     return p[:, :2] * (distance / (distance + p[:, 2:3]))
 
 
-def _rotate(points: np.ndarray, rotation_deg: float) -> np.ndarray:
+def rotate_points(points: np.ndarray, rotation_deg: float) -> np.ndarray:
     """Clockwise as seen in an image (y axis pointing down)."""
     a = math.radians(rotation_deg)
     matrix = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
@@ -115,7 +122,7 @@ def place_card(spec: PhotoSpec, rng: random.Random, size: tuple[int, int] | None
     # measured along the photo axis the card's long side runs on (width when upright)
     a = math.radians(spec.rotation_deg)
     scale = spec.card_fraction * (width * abs(math.cos(a)) + height * abs(math.sin(a))) / CARD_MM[0]
-    pts = _rotate(shape * scale, spec.rotation_deg)
+    pts = rotate_points(shape * scale, spec.rotation_deg)
 
     partial = spec.find("partial")
     margin = 0.03 * min(width, height)
@@ -164,7 +171,7 @@ def map_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 # --- compositing -----------------------------------------------------------------------
 
 
-def _composite(
+def composite_card(
     card_bgr: np.ndarray, background: np.ndarray, corners: np.ndarray, rng: random.Random, shadow: Degradation | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Card warped onto the background; returns (image, card coverage mask in [0, 1])."""
@@ -377,8 +384,21 @@ def _screen_recapture(
     warped = cv2.warpPerspective(framed, to_photo, spec.size, flags=cv2.INTER_LINEAR)
     cover = cv2.warpPerspective(np.ones((fh, fw), np.float32), to_photo, spec.size, flags=cv2.INTER_LINEAR)[..., None]
     photo = room * (1 - cover) + warped * cover
+    if spec.find("recapture").details.get("screen_glare"):  # type: ignore[union-attr]
+        photo = photo + _screen_sheen(spec.size, rng) * cover * 255
     offset = np.array([[1, 0, bezel], [0, 1, bezel], [0, 0, 1]], np.float64)
     return photo, to_photo @ offset
+
+
+def _screen_sheen(size: tuple[int, int], rng: random.Random) -> np.ndarray:
+    """A window reflected in the glass: a broad, soft, slanted band of light (H x W x 1)."""
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, math.pi)
+    offset = rng.uniform(0.2, 0.8) * (width * abs(math.cos(angle)) + height * abs(math.sin(angle)))
+    d = xx * math.cos(angle) + yy * math.sin(angle) - offset
+    band = np.exp(-((d / (rng.uniform(0.06, 0.16) * width)) ** 2))
+    return (rng.uniform(0.25, 0.5) * band)[..., None]
 
 
 # --- entry point -----------------------------------------------------------------------
@@ -400,13 +420,17 @@ def photograph(
     alpha = np.zeros(image.shape[:2], np.float32)
     if card_bgr is not None:
         corners = place_card(spec, rng, content_size)
-        image, alpha = _composite(card_bgr, image, corners, rng, spec.find("shadow"))
+        if spec.hand is not None:
+            image = paint_palm(image, spec.hand, mm_to_photo_matrix(corners), rng)
+        image, alpha = composite_card(card_bgr, image, corners, rng, spec.find("shadow"))
         glare = spec.find("glare")
         if glare is not None:
             px_per_mm = card_bgr.shape[1] / CARD_MM[0]
             matrix = _homography(card_bgr.shape[:2], corners)
             quads = _value_box_quads(spec.side, matrix, px_per_mm)
             image = _add_glare(image, alpha, glare, quads, corners, matrix, px_per_mm, rng)
+        if spec.hand is not None:
+            image = paint_digits(image, spec.hand, mm_to_photo_matrix(corners))
     if recapture is not None:
         image, to_photo = _screen_recapture(np.clip(image, 0, 255), spec, rng, nprng)
         if corners is not None:

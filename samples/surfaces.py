@@ -1,8 +1,9 @@
 """Procedural surfaces a card is photographed on: wood, fabric, plain desks, printed paper,
-keyboards, gradients.
+keyboards, gradients, and (for the ``wild`` mix) strongly coloured cloth, red digital
+backdrops and piles of printed papers.
 
 Owns only the background pixels (float32 BGR in [0, 255]); nothing here knows about cards.
-The printed-paper surface carries 18-digit order numbers shaped like ID numbers, the usual
+The printed-paper surfaces carry 18-digit order numbers shaped like ID numbers, the usual
 distractor in real uploads.
 """
 
@@ -20,6 +21,9 @@ from pipelines.idnumber import check_character
 from samples import fonts
 
 SURFACE_KINDS = ("wood", "fabric", "desk_dark", "desk_light", "paper", "keyboard", "gradient")
+# Kept apart from SURFACE_KINDS: the older mixes draw from that tuple by position, so adding to
+# it would change every sample they make.
+WILD_SURFACE_KINDS = (*SURFACE_KINDS, "cloth", "red_digital", "papers")
 LIGHT_SURFACES = frozenset({"desk_light", "paper"})
 
 _PAPER_PHRASES = (
@@ -51,6 +55,17 @@ _PAPER_WORDS = (
 _DESK_DARK = ((38, 38, 40), (28, 32, 44), (52, 44, 38), (30, 48, 34), (60, 58, 56), (20, 22, 26), (70, 52, 40))
 _DESK_LIGHT = ((232, 232, 228), (206, 210, 214), (224, 214, 196), (200, 206, 196), (236, 228, 222), (190, 190, 188))
 _FABRIC = ((150, 92, 48), (60, 60, 150), (70, 70, 72), (40, 110, 60), (160, 150, 140), (30, 30, 90), (120, 40, 40))
+# Saturated cloth (BGR): the colours on which a colour-threshold card finder loses the card.
+STRONG_CLOTH = {
+    "magenta": (170, 40, 215),
+    "red": (40, 35, 205),
+    "crimson": (70, 20, 160),
+    "orange": (30, 120, 235),
+    "yellow": (40, 200, 230),
+    "royal_blue": (190, 70, 30),
+    "green": (60, 160, 30),
+    "purple": (140, 40, 110),
+}
 
 
 def _smooth_noise(nprng: np.random.Generator, height: int, width: int, cells: int) -> np.ndarray:
@@ -125,8 +140,11 @@ def fake_id_like_number(rng: random.Random) -> str:
     return first17 + check_character(first17) if rng.random() < 0.7 else first17 + str(rng.randint(0, 9))
 
 
-def printed_paper(rng: random.Random, width: int, height: int) -> Image.Image:
-    """A white sheet with printed lines of text, at least one carrying an 18-digit number."""
+def printed_paper(rng: random.Random, width: int, height: int, number_share: float = 0.35) -> Image.Image:
+    """A white sheet with printed lines of text, at least one carrying an 18-digit number.
+
+    ``number_share`` is the share of lines that carry a number (decoy sheets print many).
+    """
     paper = Image.new("RGB", (width, height), tuple(rng.randint(236, 252) for _ in range(3)))
     draw = ImageDraw.Draw(paper)
     size = rng.randint(18, 30)
@@ -138,7 +156,7 @@ def printed_paper(rng: random.Random, width: int, height: int) -> Image.Image:
     ink = tuple(rng.randint(10, 60) for _ in range(3))
     while y < height - size * 2:
         roll = rng.random()
-        if roll < 0.35 or (not numbered and y > height * 0.5):
+        if roll < number_share or (not numbered and y > height * 0.5):
             phrase = rng.choice(_PAPER_PHRASES[:5])
             draw.text((margin, y), phrase, font=cjk, fill=ink)
             draw.text(
@@ -192,6 +210,55 @@ def _keyboard(rng: random.Random, nprng: np.random.Generator, height: int, width
     return cv2.warpAffine(bgr, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
 
 
+def _cloth(rng: random.Random, nprng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Strongly coloured cloth with soft folds and a fine weave."""
+    base = np.array(STRONG_CLOTH[rng.choice(sorted(STRONG_CLOTH))], np.float32)
+    base = base * np.array([rng.uniform(0.85, 1.1) for _ in range(3)], np.float32)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, math.pi)
+    u = xx * math.cos(angle) + yy * math.sin(angle)
+    warp = 60 * _smooth_noise(nprng, height, width, 3)
+    folds = np.sin(2 * math.pi * (u + warp) / rng.uniform(150, 400))
+    shade = 1 + rng.uniform(0.12, 0.28) * folds + 0.1 * _smooth_noise(nprng, height, width, 4)
+    pitch = rng.uniform(2.5, 5)
+    weave = 0.06 * np.sin(2 * math.pi * xx / pitch) * np.sin(2 * math.pi * yy / pitch)
+    fuzz = 0.03 * nprng.normal(0, 1, (height, width)).astype(np.float32)
+    return base * (shade + weave + fuzz)[..., None]
+
+
+def _red_digital(rng: random.Random, nprng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A red backdrop as an app or a screen shows it: smooth gradient, soft light spots, no texture."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    deep = np.array((rng.uniform(10, 40), rng.uniform(5, 25), rng.uniform(140, 190)), np.float32)
+    bright = np.array((rng.uniform(40, 80), rng.uniform(30, 70), rng.uniform(215, 255)), np.float32)
+    cx, cy = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height
+    t = np.clip(np.hypot(xx - cx, yy - cy) / math.hypot(width, height) * 1.6, 0, 1)[..., None]
+    img = bright * (1 - t) + deep * t
+    for _ in range(rng.randint(0, 6)):  # bokeh
+        r = rng.uniform(0.03, 0.12) * width
+        bx, by = rng.uniform(0, width), rng.uniform(0, height)
+        spot = np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * r * r))
+        img += (rng.uniform(20, 50) * spot)[..., None] * np.array((0.4, 0.5, 1.0), np.float32)
+    return img + nprng.normal(0, 0.8, (height, width, 1)).astype(np.float32)
+
+
+def _papers(rng: random.Random, nprng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Several printed sheets at any angle (some upside down), thick with 18-digit numbers."""
+    img = _plain(nprng, height, width, rng.choice(_DESK_DARK + _DESK_LIGHT))
+    for _ in range(rng.randint(2, 4)):
+        pw, ph = int(width * rng.uniform(0.5, 0.9)), int(height * rng.uniform(0.6, 1.0))
+        sheet = printed_paper(rng, pw, ph, number_share=rng.uniform(0.4, 0.7))
+        sheet_bgr = cv2.cvtColor(np.asarray(sheet), cv2.COLOR_RGB2BGR).astype(np.float32)
+        centre = (width * rng.uniform(0.15, 0.85), height * rng.uniform(0.15, 0.85))
+        matrix = cv2.getRotationMatrix2D((pw / 2, ph / 2), rng.uniform(0, 360), 1.0)
+        matrix[:, 2] += (centre[0] - pw / 2, centre[1] - ph / 2)
+        warped = cv2.warpAffine(sheet_bgr, matrix, (width, height), flags=cv2.INTER_LINEAR)
+        cover = np.ones((ph, pw), np.float32)
+        mask = cv2.warpAffine(cover, matrix, (width, height), flags=cv2.INTER_LINEAR)[..., None]
+        img = img * (1 - mask) + warped * mask
+    return img
+
+
 def make_surface(kind: str, size: tuple[int, int], rng: random.Random) -> np.ndarray:
     """A background of the given kind, float32 BGR of shape (height, width, 3)."""
     width, height = size
@@ -210,6 +277,12 @@ def make_surface(kind: str, size: tuple[int, int], rng: random.Random) -> np.nda
         img = _keyboard(rng, nprng, height, width)
     elif kind == "gradient":
         img = _gradient(rng, height, width)
+    elif kind == "cloth":
+        img = _cloth(rng, nprng, height, width)
+    elif kind == "red_digital":
+        img = _red_digital(rng, nprng, height, width)
+    elif kind == "papers":
+        img = _papers(rng, nprng, height, width)
     else:
-        raise ValueError(f"unknown surface kind {kind!r}; expected one of {SURFACE_KINDS}")
+        raise ValueError(f"unknown surface kind {kind!r}; expected one of {WILD_SURFACE_KINDS}")
     return np.clip(img, 0, 255).astype(np.float32)

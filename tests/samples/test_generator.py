@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import Counter
 from datetime import date
@@ -20,11 +21,19 @@ from pipelines.reasons import Decision, Reason
 from samples import fonts
 from samples.generate import (
     COMMITTED_RECIPES,
+    NEGATIVE_CATEGORIES,
+    PHOTOCOPY_SUSPECTED,
+    WILD_FLAT_CROP_EVERY,
     Recipe,
+    Sample,
+    _identity,
     benchmark_recipes,
     expected_outcome,
     make_sample,
+    wild_photo_spec,
+    wild_recipes,
 )
+from samples.hands import covers_a_field, random_hand
 from samples.identity import (
     DOTTED_FATHER,
     DOTTED_GIVEN_FEMALE,
@@ -40,6 +49,8 @@ from samples.identity import (
 )
 from samples.photo import Degradation, PhotoSpec, photograph
 from samples.render import VALUE_EM_MM, load_layout, render_front
+from samples.scans import photocopy
+from samples.surfaces import WILD_SURFACE_KINDS, make_surface
 
 COMMITTED_SET = Path(samples.__file__).parent / "set"
 PX_PER_MM = 8  # small card renders keep the geometry tests fast
@@ -153,8 +164,9 @@ def _card_and_photo(rotation: float, tilt: float = 6.0, **kw):
     return card, photo, corners
 
 
-def _agreement(card: np.ndarray, photo: np.ndarray, corners: np.ndarray) -> float:
-    """Correlation between the photo and the card render warped onto the given corners."""
+def _agreement(card: np.ndarray, photo: np.ndarray, corners: np.ndarray, within: np.ndarray | None = None) -> float:
+    """Correlation between the photo and the card render warped onto the given corners
+    (optionally only where ``within`` is true)."""
     h, w = card.shape[:2]
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     matrix = cv2.getPerspectiveTransform(src, np.float32(corners))
@@ -162,6 +174,8 @@ def _agreement(card: np.ndarray, photo: np.ndarray, corners: np.ndarray) -> floa
     expected = cv2.warpPerspective(cv2.cvtColor(card, cv2.COLOR_BGR2GRAY), matrix, size).astype(np.float32)
     inside = cv2.warpPerspective(np.ones((h, w), np.uint8), matrix, size)
     inside = cv2.erode(inside, np.ones((9, 9), np.uint8)).astype(bool)
+    if within is not None:
+        inside &= within
     seen = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY).astype(np.float32)
     return float(np.corrcoef(expected[inside], seen[inside])[0, 1])
 
@@ -267,3 +281,180 @@ def test_the_committed_set_covers_the_required_cases():
         if label["side"] != "none":
             assert label["identity"]["id_number"] == label["claim"]["id_number"]
             assert len(label["corners"]) == 4
+
+
+# --- the wild mix: capture conditions of phone photos from elsewhere (issue 9) ----------
+
+
+def _wild_spec(seed: int, index: int, recipe: Recipe) -> PhotoSpec:
+    """The spec make_sample(seed, index, recipe, "wild") draws, without rendering anything."""
+    rng = random.Random(f"{seed}:{index}")
+    _identity(recipe, rng)
+    return wild_photo_spec(recipe, rng)
+
+
+def _wild_sample(recipe: Recipe, wanted) -> tuple[Sample, np.ndarray]:
+    """The first wild sample (seed 5) whose drawn spec satisfies ``wanted``, and its decoded photo."""
+    index = next(i for i in range(1, 500) if wanted(_wild_spec(5, i, recipe)))
+    sample = make_sample(5, index, recipe, "wild")
+    photo = cv2.imdecode(np.frombuffer(sample.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    return sample, photo
+
+
+def _edge_angle(corners) -> float:
+    """Direction of the card's own top edge in the photo, clockwise degrees in [0, 360)."""
+    (x0, y0), (x1, y1) = corners[0], corners[1]
+    return math.degrees(math.atan2(y1 - y0, x1 - x0)) % 360
+
+
+def _angle_gap(a: float, b: float) -> float:
+    return abs((a - b + 180) % 360 - 180)
+
+
+def test_the_wild_mix_has_the_requested_shares_and_one_flat_crop_in_eight():
+    recipes = wild_recipes(7, 400)
+    counts = Counter(r.category for r in recipes)
+    assert (counts["clean"], counts["mild"], counts["back"]) == (200, 72, 24)
+    assert counts["photocopy"] == counts["recapture"] == 24
+    assert sum(counts[c] for c in NEGATIVE_CATEGORIES if c != "recapture") == 56
+    assert sum(r.capture == "flat_crop" for r in recipes) == 200 // WILD_FLAT_CROP_EVERY
+    assert wild_recipes(7, 400) == recipes
+
+
+def test_wild_specs_span_every_capture_condition():
+    specs = [_wild_spec(3, i, Recipe("clean", capture="photo")) for i in range(1, 301)]
+    assert {s.size for s in specs} == {(1280, 960), (1080, 1440)}
+    rotations = [s.rotation_deg for s in specs]
+    assert sum(min(_angle_gap(r, q) for q in (0, 90, 180, 270)) > 20 for r in rotations) > 60
+    for turn in (0, 90, 180, 270):  # every quarter turn is drawn (give or take a few degrees)
+        assert sum(_angle_gap(r, turn) < 10 for r in rotations) > 10, turn
+    tilts = [s.tilt_deg for s in specs]
+    assert max(tilts) <= 30 and sum(t >= 20 for t in tilts) > 60
+    backgrounds = Counter(s.background for s in specs)
+    assert backgrounds["cloth"] > 40 and backgrounds["red_digital"] > 15 and backgrounds["papers"] > 40
+    assert 60 < sum(s.hand is not None for s in specs) < 120
+    assert all(s.degradations == () for s in specs)  # a clean wild photo stays clean at any tilt
+
+
+def test_a_portrait_wild_photo_is_1080_by_1440_and_labels_every_condition():
+    sample, photo = _wild_sample(Recipe("clean", capture="photo"), lambda s: s.size == (1080, 1440) and not s.hand)
+    assert photo.shape == (1440, 1080, 3)
+    label = sample.label
+    assert label["frame"] == "portrait" and label["image_size"] == [1080, 1440]
+    assert label["capture"] == "photo" and label["occlusion"] is None
+    assert label["background"] in WILD_SURFACE_KINDS
+    assert 0 <= label["tilt_deg"] <= 30 and 0 <= label["rotation_deg"] < 360
+    assert label["expected_decision"] == "accept"
+
+
+def test_wild_rotation_labels_match_the_corners():
+    def arbitrary(s: PhotoSpec) -> bool:
+        return min(_angle_gap(s.rotation_deg, q) for q in (0, 90, 180, 270)) > 25 and s.tilt_deg < 8
+
+    sample, _photo = _wild_sample(Recipe("clean", capture="photo"), arbitrary)
+    label = sample.label
+    assert _angle_gap(_edge_angle(label["corners"]), label["rotation_deg"]) < 6
+    for rotation in (56.0, 123.0, 269.0):
+        _card, _photo, corners = _card_and_photo(rotation, tilt=0.0)
+        assert _angle_gap(_edge_angle(corners), rotation) < 0.5
+
+
+def test_a_thumb_covers_the_portrait_and_no_field():
+    rng = random.Random(21)
+    hand = next(h for h in (random_hand(rng) for _ in range(50)) if h.thumb_edge == "right")
+    assert not covers_a_field(hand.thumb) and not any(covers_a_field(f) for f in hand.fingers)
+    card, photo, corners = _card_and_photo(30.0, tilt=8.0, hand=hand)
+    to_photo = cv2.getPerspectiveTransform(
+        np.float32([[0, 0], [85.6, 0], [85.6, 54.0], [0, 54.0]]), np.float32(corners)
+    )
+    boxes = [f.value for f in load_layout("front").fields.values()]
+    fields = np.zeros(photo.shape[:2], np.uint8)
+    for box in boxes:
+        quad = cv2.perspectiveTransform(np.float32([box.corners_mm()]), to_photo)[0]
+        cv2.fillConvexPoly(fields, np.round(quad).astype(np.int32), 1)
+    assert _agreement(card, photo, corners, fields.astype(bool)) > 0.9
+    # just behind the thumb's tip the photo shows skin, not the card
+    tip = np.array(hand.thumb.tip_mm) - 5 * np.array(
+        [math.cos(math.radians(hand.thumb.direction_deg)), math.sin(math.radians(hand.thumb.direction_deg))]
+    )
+    x, y = cv2.perspectiveTransform(np.float32([[tip]]), to_photo)[0, 0]
+    b, g, r = photo[int(y), int(x)].astype(int)
+    assert r > g > b and r - b > 40
+    label = hand.label()
+    assert (label["type"], label["side"], label["over"]) == ("thumb", "right", "portrait")
+
+
+def test_a_held_card_is_labelled_with_its_thumb_and_the_surface_behind():
+    sample, _photo = _wild_sample(Recipe("clean", capture="photo"), lambda s: s.hand is not None)
+    label = sample.label
+    assert label["background"] == "hand"
+    assert label["occlusion"]["type"] == "thumb" and label["occlusion"]["behind"] in WILD_SURFACE_KINDS
+    assert label["expected_decision"] == "accept" and "thumb" in label["file"]
+
+
+def test_strong_cloth_and_red_digital_backgrounds_are_saturated():
+    for kind in ("cloth", "red_digital"):
+        surface = make_surface(kind, (320, 240), random.Random(4))
+        hsv = cv2.cvtColor(np.clip(surface, 0, 255).astype(np.uint8), cv2.COLOR_BGR2HSV)
+        assert np.median(hsv[..., 1]) > 120, kind
+    red = make_surface("red_digital", (320, 240), random.Random(4))
+    assert (red[..., 2] > red[..., 1] + 60).mean() > 0.9
+
+
+def test_decoy_papers_are_pale_sheets_covered_in_print():
+    papers = make_surface("papers", (800, 600), random.Random(6))
+    grey = papers.mean(axis=2)
+    assert (grey > 200).mean() > 0.4
+    ink = (grey < 110).mean()
+    assert 0.01 < ink < 0.3
+
+
+def test_a_flat_crop_is_the_card_itself():
+    sample, photo = _wild_sample(Recipe("clean", capture="flat_crop"), lambda s: True)
+    label = sample.label
+    assert label["capture"] == "flat_crop" and label["background"] == "none"
+    h, w = photo.shape[:2]
+    turned = label["rotation_deg"] % 180 == 90
+    assert abs((h / w if turned else w / h) - 85.6 / 54.0) < 0.01
+    frame = np.array([[0, 0], [w, 0], [w, h], [0, h]], float)
+    corners = np.array(label["corners"])
+    assert abs(cv2.contourArea(corners.astype(np.float32)) / (w * h)) > 0.8
+    assert min(np.linalg.norm(frame - c, axis=1).min() for c in corners) < 0.06 * w
+    assert label["expected_decision"] == "accept"
+
+
+def test_a_photocopy_is_greyscale_stamped_and_goes_to_review():
+    sample, photo = _wild_sample(Recipe("photocopy"), lambda s: True)
+    label = sample.label
+    assert label["capture"] == "photocopy" and label["stamp"]
+    assert label["expected_decision"] == "review" and label["expected_reasons"] == [PHOTOCOPY_SUSPECTED]
+    spread = photo.max(axis=2).astype(int) - photo.min(axis=2).astype(int)
+    assert np.percentile(spread, 99.9) <= 4
+
+    rng_seed = "stamp"
+    card = render_front(random_identity(random.Random(2)), random.Random(2), px_per_mm=PX_PER_MM)
+    spec = PhotoSpec(size=(800, 600), rotation_deg=0.0, card_fraction=0.6, capture="photocopy", stamp="复印无效")
+    stamped, corners = photocopy(card, random.Random(rng_seed), spec)
+    plain, _ = photocopy(card, random.Random(rng_seed), PhotoSpec(**{**spec.__dict__, "stamp": None}))
+    darker = plain.astype(int)[..., 0] - stamped.astype(int)[..., 0] > 40
+    assert darker.sum() > 500
+    ys, xs = np.nonzero(darker)
+    assert cv2.pointPolygonTest(np.float32(corners), (float(xs.mean()), float(ys.mean())), False) >= 0
+
+
+def test_a_screen_recapture_is_labelled_screen_and_goes_to_review():
+    def glare(s: PhotoSpec) -> bool:
+        return bool(s.find("recapture") and s.find("recapture").details.get("screen_glare"))
+
+    sample, _photo = _wild_sample(Recipe("recapture"), glare)
+    label = sample.label
+    assert label["capture"] == "screen"
+    assert label["expected_decision"] == "review" and label["expected_reasons"] == ["recapture_suspected"]
+    assert label["degradations"][0]["screen_glare"] is True
+
+
+def test_the_older_mixes_write_no_wild_keys_and_the_committed_set_is_reproduced():
+    sample = make_sample(20261123, 1, COMMITTED_RECIPES[0], "committed")
+    assert sample.jpeg == (COMMITTED_SET / sample.file).read_bytes()
+    assert sample.label == _committed_labels()[0]
+    assert not {"capture", "occlusion", "frame"} & set(make_sample(7, 3, COMMITTED_RECIPES[4], "benchmark").label)
