@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # An approval that overrides a failed automatic check (mismatch, invalid number) needs a
     # second reviewer's confirmation.
     review_four_eyes: bool = True
+    # A case a reviewer releases is not handed back to that same reviewer for this long: "Release"
+    # then "Take next" must move on. Other reviewers may claim it at once. One lease's length.
+    review_release_cooldown_minutes: int = Field(15, ge=0, le=24 * 60)
     log_level: str = "INFO"
     log_json: bool = True
 

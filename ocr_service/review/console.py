@@ -5,27 +5,51 @@ SameSite=Lax session cookie (``review.sessions``) that dies after the idle timeo
 form carries the session's CSRF token (the sign-in form a cookie-bound one). Pages call
 ``review.service`` only; photos are decrypted per request for the reviewer holding the case
 and sent with ``Cache-Control: no-store``.
+
+Errors are pages too (``ConsoleRoute``): an ``ApiError`` raised by the service becomes a Chinese
+page with a way back, and a form posted after the session ended (signed out in another tab)
+goes to sign-in saying the action was not saved, then back to the case.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 
-from ocr_service.db import SessionDep
+from ocr_service.db import SessionDep, utcnow
 from ocr_service.errors import ApiError
-from ocr_service.review import service, sessions
+from ocr_service.review import labels, service, sessions
 from ocr_service.review.models import CaseOrigin, CaseStatus, Reviewer, ReviewerRole
 from ocr_service.verification.models import DocumentType
 from pipelines.reasons import MESSAGES, REVIEW_REJECT_REASONS, REVIEW_RETAKE_REASONS
 
-router = APIRouter(prefix="/review", include_in_schema=False)
+SIGNIN = "/review/signin"
+_CASE_PATH = re.compile(r"^/review/cases/([0-9a-f-]{36})(?:/|$)")
+
+
+def diff_marks(text: str | None, other: str | None) -> Markup:
+    """``text`` with the characters that differ from ``other`` marked (typed vs read, side by side)."""
+    text, other = text or "", other or ""
+    if not other or text == other:
+        return escape(text)
+    out = []
+    for op, i1, i2, _j1, _j2 in difflib.SequenceMatcher(None, text, other, autojunk=False).get_opcodes():
+        part = escape(text[i1:i2])
+        out.append(part if op == "equal" else Markup('<mark class="diff">') + part + Markup("</mark>"))
+    return Markup("").join(out)
+
+
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 templates.env.globals.update(
     MESSAGES=MESSAGES,
@@ -34,21 +58,72 @@ templates.env.globals.update(
     ORIGINS=[o.value for o in CaseOrigin],
     DOCUMENT_TYPES=[d.value for d in DocumentType],
     SORTS=service.SORTS,
+    L=labels,
+)
+templates.env.filters.update(
+    age=labels.duration,
+    local=labels.local_time,
+    reason=labels.reason_label,
+    diff=diff_marks,
 )
 _NO_STORE = {"Cache-Control": "no-store, private"}
 
 
-def _age(delta) -> str:
-    if delta is None:
-        return "-"
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+class ConsoleRoute(APIRoute):
+    """Console routes answer errors with pages, never with the JSON API's error body."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return _error_page(request, exc)
+            except HTTPException as exc:
+                if exc.status_code == 303 and (exc.headers or {}).get("Location") == SIGNIN:
+                    return _signed_out(request)
+                raise
+
+        return console_handler
 
 
-templates.env.filters["age"] = _age
+router = APIRouter(prefix="/review", include_in_schema=False, route_class=ConsoleRoute)
+
+
+def _error_page(request: Request, exc: ApiError) -> Response:
+    match = _CASE_PATH.match(request.url.path)
+    # an input the reviewer can fix sends them back to the case; a lost case back to the queue
+    back_to_case = match and (exc.status == 422 or exc.code == "csrf_failed")
+    response = templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "reviewer": None,
+            "code": exc.code,
+            "message": exc.message_zh or exc.message,
+            "case_url": f"/review/cases/{match.group(1)}" if back_to_case else None,
+        },
+        status_code=exc.status,
+    )
+    response.headers["Cache-Control"] = "no-store, private"
+    return response
+
+
+def _signed_out(request: Request) -> Response:
+    """The session is gone: a GET goes to sign-in; a POST (a decision) says it was not saved."""
+    if request.method == "GET":
+        return RedirectResponse(SIGNIN, status_code=303)
+    match = _CASE_PATH.match(request.url.path)
+    back = f"/review/cases/{match.group(1)}" if match else "/review/queue"
+    return RedirectResponse(f"{SIGNIN}?error=signed_out&next={quote(back, safe='')}", status_code=303)
+
+
+def _safe_next(url: str | None) -> str:
+    """Only a console path of this site (no scheme, no host, no ``//``)."""
+    if url and url.startswith("/review/") and not url.startswith("//") and "\\" not in url and ".." not in url:
+        return url
+    return "/review/queue"
 
 
 def _key(request: Request) -> bytes:
@@ -59,7 +134,7 @@ def _key(request: Request) -> bytes:
 
 
 def _to_signin() -> HTTPException:
-    return HTTPException(status_code=303, headers={"Location": "/review/signin"})
+    return HTTPException(status_code=303, headers={"Location": SIGNIN})
 
 
 def current_reviewer(request: Request, session: SessionDep) -> Reviewer:
@@ -129,10 +204,10 @@ def home() -> Response:
 
 
 @router.get("/signin")
-def signin_page(request: Request, error: str | None = None) -> Response:
+def signin_page(request: Request, error: str | None = None, next: str | None = None) -> Response:
     token = secrets.token_urlsafe(24)
     response = templates.TemplateResponse(
-        request, "signin.html", {"reviewer": None, "signin_csrf": token, "error": error}
+        request, "signin.html", {"reviewer": None, "signin_csrf": token, "error": error, "next": _safe_next(next)}
     )
     response.set_cookie(sessions.SIGNIN_CSRF_COOKIE, token, httponly=True, samesite="lax", path="/review")
     response.headers["Cache-Control"] = "no-store"
@@ -146,14 +221,16 @@ def signin(
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
     csrf: Csrf,
+    next: Annotated[str, Form()] = "",
 ) -> Response:
+    again = f"&next={quote(_safe_next(next), safe='')}"
     if not sessions.csrf_matches(request.cookies.get(sessions.SIGNIN_CSRF_COOKIE, ""), csrf):
-        return RedirectResponse("/review/signin?error=expired", status_code=303)
+        return RedirectResponse(f"{SIGNIN}?error=expired{again}", status_code=303)
     reviewer = service.authenticate_reviewer(session, username, password)
     if reviewer is None:
-        return RedirectResponse("/review/signin?error=invalid", status_code=303)
+        return RedirectResponse(f"{SIGNIN}?error=invalid", status_code=303)
     request.state.console_session = sessions.new_session(reviewer.id, reviewer.session_version)
-    response = _redirect(request, "/review/queue")
+    response = _redirect(request, _safe_next(next))
     response.delete_cookie(sessions.SIGNIN_CSRF_COOKIE, path="/review")
     return response
 
@@ -170,6 +247,16 @@ def signout(request: Request, reviewer: CurrentReviewer, session: SessionDep, cs
 # --- the queue -----------------------------------------------------------------------------------------
 
 
+def _filters(origin: str | None, document_type: str | None, sort: str = "oldest", q: str = "") -> dict[str, str]:
+    return {"origin": origin or "", "document_type": document_type or "", "sort": sort or "oldest", "q": q or ""}
+
+
+def _queue_url(filters: dict[str, str], **flags: str) -> str:
+    query = {k: v for k, v in filters.items() if v and not (k == "sort" and v == "oldest")}
+    query.update({k: v for k, v in flags.items() if v})
+    return "/review/queue" + (f"?{urlencode(query)}" if query else "")
+
+
 @router.get("/queue")
 def queue_page(
     request: Request,
@@ -178,19 +265,38 @@ def queue_page(
     origin: str | None = None,
     document_type: str | None = None,
     sort: str = "oldest",
+    q: str = "",
     empty: bool = False,
+    done: str = "",
 ) -> Response:
-    view = service.queue_view(session, origin or None, document_type or None, sort)
+    view = service.queue_view(session, origin or None, document_type or None, sort, verification_id=q.strip() or None)
     return _page(
         request,
         reviewer,
         "queue.html",
         view=view,
         held=service.held_case(session, reviewer),
-        filters={"origin": origin or "", "document_type": document_type or "", "sort": sort},
+        filters=_filters(origin, document_type, sort, q),
+        filtered=bool(origin or document_type or q.strip()),
         empty=empty,
+        done=done,
+        now=utcnow(),
         awaiting=[r for r in view.rows if r.case.status == CaseStatus.AWAITING_CONFIRMATION],
     )
+
+
+def _claim_next(request: Request, reviewer: Reviewer, session, origin: str, document_type: str, done: str = ""):
+    """Redirect to the reviewer's held case, else to a newly claimed one, else back to the queue saying why."""
+    case = service.held_case(session, reviewer) or service.claim_next_case(
+        session,
+        reviewer,
+        settings=request.app.state.settings,
+        origin=origin or None,
+        document_type=document_type or None,
+    )
+    if case is None:
+        return _redirect(request, _queue_url(_filters(origin, document_type), empty="1", done=done))
+    return _redirect(request, f"/review/cases/{case.id}" + (f"?done={done}" if done else ""))
 
 
 @router.post("/claim")
@@ -203,24 +309,16 @@ def claim(
     document_type: Annotated[str, Form()] = "",
 ) -> Response:
     _check_csrf(request, csrf)
-    held = service.held_case(session, reviewer)
-    case = held or service.claim_next_case(
-        session,
-        reviewer,
-        settings=request.app.state.settings,
-        origin=origin or None,
-        document_type=document_type or None,
-    )
-    if case is None:
-        return _redirect(request, "/review/queue?empty=1")
-    return _redirect(request, f"/review/cases/{case.id}")
+    return _claim_next(request, reviewer, session, origin, document_type)
 
 
 # --- a case ----------------------------------------------------------------------------------------------
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: str, reviewer: CurrentReviewer, session: SessionDep) -> Response:
+def case_page(
+    request: Request, case_id: str, reviewer: CurrentReviewer, session: SessionDep, done: str = ""
+) -> Response:
     view = service.case_view(session, case_id, reviewer)
     mrz = None
     if view.verification.document_type in service.MRZ_DOCUMENTS:
@@ -232,6 +330,8 @@ def case_page(request: Request, case_id: str, reviewer: CurrentReviewer, session
         "case.html",
         view=view,
         mrz=mrz,
+        done=done,
+        now=utcnow(),
         four_eyes=settings.review_four_eyes and bool(view.overridden_checks),
         lease_minutes=settings.review_lease_minutes,
     )
@@ -249,14 +349,26 @@ def case_image(
 def renew_lease(request: Request, case_id: str, reviewer: CurrentReviewer, session: SessionDep) -> Response:
     _check_csrf(request, request.headers.get("X-CSRF-Token"))
     case = service.renew_lease(session, case_id, reviewer, request.app.state.settings)
-    return _finish(request, Response(case.lease_expires_at.isoformat(), media_type="text/plain"))
+    return _finish(request, Response(labels.local_time(case.lease_expires_at, "%H:%M:%S"), media_type="text/plain"))
+
+
+Advance = Annotated[str, Form()]
+
+
+def _after_decision(request: Request, reviewer: Reviewer, session, advance: str, done: str) -> Response:
+    """Auto-advance: straight to the next case (the default), or back to the queue."""
+    if advance == "1":
+        return _claim_next(request, reviewer, session, "", "", done=done)
+    return _redirect(request, f"/review/queue?done={done}")
 
 
 @router.post("/cases/{case_id}/release")
-def release(request: Request, case_id: str, reviewer: CurrentReviewer, session: SessionDep, csrf: Csrf) -> Response:
+def release(
+    request: Request, case_id: str, reviewer: CurrentReviewer, session: SessionDep, csrf: Csrf, advance: Advance = ""
+) -> Response:
     _check_csrf(request, csrf)
     service.release_case(session, case_id, reviewer)
-    return _redirect(request, "/review/queue")
+    return _after_decision(request, reviewer, session, advance, "released")
 
 
 @router.post("/cases/{case_id}/approve")
@@ -266,31 +378,41 @@ def approve(
     reviewer: CurrentReviewer,
     session: SessionDep,
     csrf: Csrf,
-    name: Annotated[str, Form()],
-    document_number: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+    document_number: Annotated[str, Form()] = "",
     sex: Annotated[str, Form()] = "",
     ethnicity: Annotated[str, Form()] = "",
     birth_date: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
+    advance: Advance = "",
 ) -> Response:
     _check_csrf(request, csrf)
+    if confirmed != "1":
+        # the form has no submit button: only the confirmation step (values shown next to the claim) sends it
+        raise ApiError(
+            "confirmation_required",
+            422,
+            "approve through the confirmation step",
+            "请先核对将写入的身份信息，再点击“确认通过”",
+        )
     fields = {"name": name, "document_number": document_number, "sex": sex, "ethnicity": ethnicity}
     fields["birth_date"] = birth_date
     outcome = service.approve_case(session, case_id, reviewer, fields, request.app.state.settings)
-    return _redirect(request, f"/review/queue?done={outcome.status}")
+    return _after_decision(request, reviewer, session, advance, outcome.status)
 
 
 @router.post("/cases/{case_id}/confirm")
 def confirm(request: Request, case_id: str, reviewer: CurrentReviewer, session: SessionDep, csrf: Csrf) -> Response:
     _check_csrf(request, csrf)
     service.confirm_approval(session, case_id, reviewer)
-    return _redirect(request, "/review/queue?done=decided")
+    return _redirect(request, "/review/queue?done=confirmed")
 
 
 @router.post("/cases/{case_id}/refuse")
 def refuse(request: Request, case_id: str, reviewer: CurrentReviewer, session: SessionDep, csrf: Csrf) -> Response:
     _check_csrf(request, csrf)
     service.reject_confirmation(session, case_id, reviewer)
-    return _redirect(request, "/review/queue")
+    return _redirect(request, "/review/queue?done=refused")
 
 
 @router.post("/cases/{case_id}/reject")
@@ -300,12 +422,13 @@ def reject(
     reviewer: CurrentReviewer,
     session: SessionDep,
     csrf: Csrf,
-    reason: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
     comment: Annotated[str, Form()] = "",
+    advance: Advance = "",
 ) -> Response:
     _check_csrf(request, csrf)
     service.reject_case(session, case_id, reviewer, reason, comment)
-    return _redirect(request, "/review/queue?done=decided")
+    return _after_decision(request, reviewer, session, advance, "decided")
 
 
 @router.post("/cases/{case_id}/retake")
@@ -315,11 +438,12 @@ def retake(
     reviewer: CurrentReviewer,
     session: SessionDep,
     csrf: Csrf,
-    reason: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+    advance: Advance = "",
 ) -> Response:
     _check_csrf(request, csrf)
     service.retake_case(session, case_id, reviewer, reason)
-    return _redirect(request, "/review/queue?done=decided")
+    return _after_decision(request, reviewer, session, advance, "decided")
 
 
 # --- admin -------------------------------------------------------------------------------------------------

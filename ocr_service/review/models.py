@@ -89,6 +89,9 @@ class ReviewCase(Base):
     # the actor holding the case: "reviewer:<username>" or "key:<api key id>"
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
+    # who gave the case back last and when: claim_next_case does not hand it straight back to them
+    released_by: Mapped[str | None] = mapped_column(String(200))
+    released_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # approve | reject | retake | withdrawn (the applicant withdrew while it waited)
     decision: Mapped[str | None] = mapped_column(String(32))

@@ -49,6 +49,7 @@ from ocr_service.review.models import (
 )
 from ocr_service.verification import service as verification_service
 from ocr_service.verification.models import (
+    ApiKey,
     Attempt,
     DocumentType,
     StatusEvent,
@@ -234,7 +235,14 @@ def claim_next_case(
     actor = actor_of(reviewer)
     lease = timedelta(minutes=settings.review_lease_minutes)
     now = utcnow()
-    query = select(ReviewCase.id).where(_claimable(now)).order_by(ReviewCase.created_at, ReviewCase.id)
+    # not straight back to the reviewer who just released it
+    cooled = now - timedelta(minutes=settings.review_release_cooldown_minutes)
+    not_just_released = or_(
+        ReviewCase.released_by.is_(None), ReviewCase.released_by != actor, ReviewCase.released_at < cooled
+    )
+    query = (
+        select(ReviewCase.id).where(_claimable(now), not_just_released).order_by(ReviewCase.created_at, ReviewCase.id)
+    )
     if origin or document_type:
         query = query.join(Verification, Verification.id == ReviewCase.verification_id)
         if origin:
@@ -398,6 +406,8 @@ def release_case(session: Session, case_id: str, reviewer: Reviewer | str) -> Re
     case.status = CaseStatus.RELEASED
     case.claimed_by = None
     case.lease_expires_at = None
+    case.released_by = actor
+    case.released_at = utcnow()
     append_audit(session, actor, "release", case)
     session.commit()
     return case
@@ -459,6 +469,7 @@ class CaseView:
     claim_checks: list[tuple[str, bool, str]] = field(default_factory=list)  # (check, ok, detail)
     proposal: Proposal | None = None  # review.identity: who the photos show, whether a read confirms the claim
     pending: dict[str, str] | None = None  # awaiting confirmation: exactly what the approval will write
+    client_names: dict[str, str] = field(default_factory=dict)  # api key id -> name, for actor labels
 
     @property
     def identities(self):
@@ -532,6 +543,9 @@ def case_view(session: Session, case_id: str, reviewer: Reviewer | str) -> CaseV
         claim_checks=_claim_checks(verification, number),
         proposal=proposal,
         pending=pending,
+        client_names=client_names(
+            session, [e.actor for e in events] + [case.claimed_by, case.first_approver, case.decided_by]
+        ),
     )
 
 
@@ -566,7 +580,7 @@ def _claim_checks(verification: Verification, number: str) -> list[tuple[str, bo
         return []
     check = validate_id_number(number)
     detail = ", ".join(str(p) for p in check.problems) or (check.place or "")
-    return [("typed number passes GB 11643 (check character, division, birth date)", check.valid, detail)]
+    return [("填写的号码符合 GB 11643（校验码、地区码、出生日期）", check.valid, detail)]
 
 
 def _overridden_checks(case: ReviewCase, verification: Verification, attempts, proposal: Proposal) -> list[str]:
@@ -959,15 +973,23 @@ class QueueRow:
 @dataclass(frozen=True)
 class QueueView:
     rows: list[QueueRow]
-    counts: dict[str, int]  # by case status
-    oldest_age: timedelta | None
+    counts: dict[str, int]  # by case status, as stored
+    oldest_age: timedelta | None  # of the oldest claimable case
+    claimable: int = 0  # open + released + claimed on a lease that ran out: what "Take next" can hand out
+    claimed: int = 0  # held on a live lease
+    awaiting_confirmation: int = 0
+    client_names: dict[str, str] = field(default_factory=dict)  # api key id -> name, for actor labels
 
 
 SORTS = ("oldest", "newest", "origin", "document_type")
 
 
 def queue_view(
-    session: Session, origin: str | None = None, document_type: str | None = None, sort: str = "oldest"
+    session: Session,
+    origin: str | None = None,
+    document_type: str | None = None,
+    sort: str = "oldest",
+    verification_id: str | None = None,
 ) -> QueueView:
     now = utcnow()
     query = (
@@ -979,6 +1001,8 @@ def queue_view(
         query = query.where(ReviewCase.origin == origin)
     if document_type:
         query = query.where(Verification.document_type == document_type)
+    if verification_id:  # search by (the start of) a verification id
+        query = query.where(ReviewCase.verification_id.startswith(verification_id.lower(), autoescape=True))
     order = {
         "newest": (ReviewCase.created_at.desc(),),
         "origin": (ReviewCase.origin, ReviewCase.created_at),
@@ -989,12 +1013,27 @@ def queue_view(
         for case, doc in session.execute(query.order_by(*order, ReviewCase.id)).all()
     ]
     counts = Counter(dict(session.execute(select(ReviewCase.status, func.count()).group_by(ReviewCase.status)).all()))
-    oldest = session.scalar(select(func.min(ReviewCase.created_at)).where(ReviewCase.status.in_(_CLAIMABLE)))
+    claimable = session.scalar(select(func.count()).select_from(ReviewCase).where(_claimable(now))) or 0
+    oldest = session.scalar(select(func.min(ReviewCase.created_at)).where(_claimable(now)))
+    by_status = {str(k.value if hasattr(k, "value") else k): v for k, v in counts.items()}
+    actors = {row.case.claimed_by for row in rows} | {row.case.first_approver for row in rows}
     return QueueView(
         rows,
-        {str(k.value if hasattr(k, "value") else k): v for k, v in counts.items()},
+        by_status,
         (now - oldest) if oldest else None,
+        claimable=claimable,
+        claimed=by_status.get("claimed", 0) - (claimable - by_status.get("open", 0) - by_status.get("released", 0)),
+        awaiting_confirmation=by_status.get("awaiting_confirmation", 0),
+        client_names=client_names(session, actors),
     )
+
+
+def client_names(session: Session, actors) -> dict[str, str]:
+    """The names of the API keys among ``actors`` (``key:<id>``): the console shows names, not ids."""
+    ids = {actor.partition(":")[2] for actor in actors if actor and actor.startswith("key:")}
+    if not ids:
+        return {}
+    return dict(session.execute(select(ApiKey.id, ApiKey.name).where(ApiKey.id.in_(ids))).all())
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def test_signing_in_sets_an_httponly_samesite_session_cookie_and_opens_the_queue
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/review" in cookie
     queue = console.client.get("/review/queue")
-    assert queue.status_code == 200 and "Take next case" in queue.text
+    assert queue.status_code == 200 and "领取下一个" in queue.text
 
 
 def test_pages_without_a_session_redirect_to_sign_in(console):
@@ -188,8 +188,8 @@ def test_admin_pages_show_accounts_the_intact_audit_chain_and_statistics_to_admi
     )
     assert created.status_code == 200 and "carol" in created.text
     audit = console.client.get("/review/admin/audit")
-    assert "intact" in audit.text and "create_reviewer" in audit.text
-    assert "Queue size" in console.client.get("/review/admin/stats").text
+    assert "完好" in audit.text and "创建账号" in audit.text
+    assert "队列长度" in console.client.get("/review/admin/stats").text
 
 
 def expire_leases(console) -> None:
@@ -214,3 +214,179 @@ def test_the_json_api_answers_409_lease_expired_to_a_holder_whose_lease_ran_out(
         assert refused.status_code == 409
         assert refused.json()["error"]["code"] == "lease_expired"
     assert console.api("GET", "/v1/subjects/subject-1/identity", "client").status_code == 404
+
+
+# --- issue 10: the console a reviewer works in --------------------------------------------------------------
+
+
+def visible_text(html: str) -> str:
+    """What a reader sees: no scripts, styles, tags or attribute values."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def cell(html: str, element_id: str) -> str:
+    """The text of the element with this id (tags inside it removed)."""
+    match = re.search(r'id="' + element_id + r'"[^>]*>(.*?)</t[dh]>', html, flags=re.S)
+    assert match, element_id
+    return re.sub(r"<[^>]+>", "", match.group(1)).strip()
+
+
+def claim_in_console(console) -> str:
+    """Signed in as alice, the next case claimed: its page URL."""
+    claimed = console.client.post("/review/claim", data={"csrf": console.csrf()}, follow_redirects=False)
+    assert claimed.status_code == 303
+    return claimed.headers["location"]
+
+
+def approve_form(console, case_url: str, **fields) -> dict[str, str]:
+    return {"csrf": console.csrf(case_url), "name": "JANE DOE", "document_number": PASSPORT_NUMBER, **fields}
+
+
+def add_override(console, verification_id: str) -> None:
+    from ocr_service.review.service import open_case
+
+    with console.app.state.db.session_scope() as session:
+        open_case(session, verification_id, "scan_review", ["name_mismatch"])
+
+
+def test_an_approval_without_the_confirmation_step_is_refused_and_verifies_no_one(console):
+    verification_id = console.manual_case()
+    console.sign_in()
+    case_url = claim_in_console(console)
+    refused = console.client.post(f"{case_url}/approve", data=approve_form(console, case_url), follow_redirects=False)
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
+    assert "请先核对" in refused.text and f'href="{case_url}"' in refused.text
+    assert console.api("GET", f"/v1/verifications/{verification_id}", "client").json()["status"] == "in_review"
+    confirmed = console.client.post(
+        f"{case_url}/approve", data=approve_form(console, case_url, confirmed="1"), follow_redirects=False
+    )
+    assert confirmed.status_code == 303
+    assert console.api("GET", f"/v1/verifications/{verification_id}", "client").json()["status"] == "verified"
+
+
+def test_the_second_reviewer_sees_the_values_the_approval_will_write_next_to_the_claim(console):
+    verification_id = console.manual_case()
+    add_override(console, verification_id)
+    console.sign_in()
+    case_url = claim_in_console(console)
+    form = approve_form(console, case_url, name="JANE Q DOE", confirmed="1")
+    assert console.client.post(f"{case_url}/approve", data=form, follow_redirects=False).status_code == 303
+    console.client.cookies.clear()
+    console.sign_in("root")
+    page = console.client.get(case_url)
+    assert cell(page.text, "pending-name") == "JANE Q DOE"
+    assert '<mark class="diff">Q </mark>' in page.text  # what differs from the claim is marked
+    assert cell(page.text, "pending-document_number") == PASSPORT_NUMBER
+    assert cell(page.text, "claim-name") == "JANE DOE"
+
+
+def test_a_lost_lease_answers_a_chinese_page_with_a_way_back(console):
+    console.manual_case()
+    console.sign_in()
+    case_url = claim_in_console(console)
+    form = approve_form(console, case_url, confirmed="1")
+    expire_leases(console)
+    page = console.client.post(f"{case_url}/approve", data=form, follow_redirects=False)
+    assert page.status_code == 409 and page.headers["content-type"].startswith("text/html")
+    assert "领取已超时" in page.text and 'href="/review/queue"' in page.text
+
+
+def test_confirming_ones_own_approval_answers_a_chinese_page(console):
+    verification_id = console.manual_case()
+    add_override(console, verification_id)
+    console.sign_in()
+    case_url = claim_in_console(console)
+    console.client.post(f"{case_url}/approve", data=approve_form(console, case_url, confirmed="1"))
+    page = console.client.post(f"{case_url}/confirm", data={"csrf": console.csrf()}, follow_redirects=False)
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert "需由另一名审核员复核" in page.text and 'href="/review/queue"' in page.text
+
+
+def test_a_forbidden_page_and_a_reject_without_comment_answer_chinese_pages(console):
+    console.manual_case()
+    console.sign_in()
+    forbidden = console.client.get("/review/admin/audit")
+    assert forbidden.status_code == 403 and "无权访问" in forbidden.text and 'href="/review/queue"' in forbidden.text
+    case_url = claim_in_console(console)
+    page = console.client.post(
+        f"{case_url}/reject", data={"csrf": console.csrf(case_url), "reason": "other", "comment": " "}
+    )
+    assert page.status_code == 422 and "请填写驳回说明" in page.text and f'href="{case_url}"' in page.text
+
+
+def test_a_decision_after_signing_out_in_another_tab_goes_to_sign_in_and_says_it_was_not_saved(console):
+    verification_id = console.manual_case()
+    console.sign_in()
+    case_url = claim_in_console(console)
+    form = approve_form(console, case_url, confirmed="1")
+    old_cookie = console.client.cookies.get(sessions.COOKIE_NAME)
+    console.client.post("/review/signout", data={"csrf": console.csrf()})  # the other tab
+    console.client.cookies.set(sessions.COOKIE_NAME, old_cookie, path="/review")
+    answer = console.client.post(f"{case_url}/approve", data=form, follow_redirects=False)
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    assert location.startswith("/review/signin?error=signed_out")
+    signin = console.client.get(location)
+    assert "已退出登录" in signin.text and "未保存" in signin.text
+    assert console.api("GET", f"/v1/verifications/{verification_id}", "client").json()["status"] == "in_review"
+    # signing in again returns to the case, not to the queue
+    token = re.search(r'name="csrf" value="([^"]+)"', signin.text).group(1)
+    back = console.client.post(
+        "/review/signin",
+        data={"username": "alice", "password": PASSWORD, "csrf": token, "next": case_url},
+        follow_redirects=False,
+    )
+    assert back.headers["location"] == case_url
+
+
+def test_counters_count_expired_leases_as_claimable(console):
+    console.manual_case("s1")
+    console.manual_case("s2")
+    console.api("POST", "/v1/review/cases/claim", "reviewer")
+    console.api("POST", "/v1/review/cases/claim", "reviewer")
+    console.sign_in()
+    queue = console.client.get("/review/queue").text
+    assert re.search(r'id="count-claimable"[^>]*>\s*0<', queue) and re.search(r'id="count-claimed"[^>]*>\s*2<', queue)
+    expire_leases(console)
+    queue = console.client.get("/review/queue").text
+    assert re.search(r'id="count-claimable"[^>]*>\s*2<', queue) and re.search(r'id="count-claimed"[^>]*>\s*0<', queue)
+
+
+def test_a_filter_matching_nothing_says_so_and_keeps_the_filter(console):
+    console.manual_case()
+    console.sign_in()
+    answer = console.client.post(
+        "/review/claim", data={"csrf": console.csrf(), "document_type": "resident_id"}, follow_redirects=False
+    )
+    assert "document_type=resident_id" in answer.headers["location"]
+    page = console.client.get(answer.headers["location"]).text
+    assert "没有符合筛选条件的案件" in page and "当前没有待审核的案件" not in page
+
+
+def test_release_then_take_next_gives_another_case(console):
+    console.manual_case("s1")
+    console.manual_case("s2")
+    console.sign_in()
+    first = claim_in_console(console)
+    console.client.post(f"{first}/release", data={"csrf": console.csrf(first)})
+    assert claim_in_console(console) != first
+
+
+def test_pages_speak_chinese_with_local_times_and_named_actors(console):
+    console.manual_case()
+    console.sign_in()
+    queue = visible_text(console.client.get("/review/queue").text)
+    case_page = console.client.get(claim_in_console(console)).text
+    text_ = visible_text(case_page)
+    for code in ("manual_method", "foreign_passport", "in_review", "awaiting_images", "claimed", "front"):
+        assert code not in queue and code not in text_, code
+    assert "key:" not in text_ and "mini-program" in text_  # the client's name, not its key id
+    assert "UTC" not in text_ and "北京时间" in text_
+    from ocr_service.review.models import ReviewCase
+
+    with console.app.state.db.session_scope() as session:
+        created = session.scalars(__import__("sqlalchemy").select(ReviewCase.created_at)).one()
+    from zoneinfo import ZoneInfo
+
+    assert created.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d %H:%M") in text_

@@ -627,3 +627,25 @@ def test_reviewers_whose_lease_ran_out_decide_nothing_while_new_reviewers_claim(
             ).one()
             assert last_claim == case.decided_by
         assert review.verify_audit_chain(session).ok
+
+
+def test_a_released_case_is_not_handed_straight_back_to_the_reviewer_who_released_it(service_runtime):
+    first, second = bare_cases(service_runtime, 2)
+    with service_runtime.session() as session:
+        assert review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings).id == first
+        review.release_case(session, first, "reviewer:a")
+        assert review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings).id == second
+        review.release_case(session, second, "reviewer:a")
+        assert review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings) is None
+        # another reviewer gets it at once
+        assert review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings).id == first
+
+
+def test_queue_counts_call_cases_with_an_expired_lease_claimable(service_runtime):
+    bare_cases(service_runtime, 3)
+    with service_runtime.session() as session:
+        review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        review.claim_next_case(session, "reviewer:b", settings=service_runtime.settings)
+        assert (review.queue_view(session).claimable, review.queue_view(session).claimed) == (1, 2)
+        expire_leases(session)
+        assert (review.queue_view(session).claimable, review.queue_view(session).claimed) == (3, 0)
