@@ -91,6 +91,7 @@ class QualityScores:
     tilt_deg: float
     moire: float
     colour_spread: float
+    in_screen_frame: bool
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,54 @@ def moire_score(frame: np.ndarray) -> float:
     return score
 
 
+# A screen's bezel: the dark ring is at most this bright (HSV value, 0-255). A phone or
+# tablet bezel photographed in room light is 30-90; tried from the darkest up.
+_BEZEL_VALUES = (50, 70, 90)
+
+
+def in_screen_frame(frame: np.ndarray, quad_corners: np.ndarray) -> bool:
+    """Is the card shown inside a device: a bright rectangle held in a thin dark ring?
+
+    Moire (``moire_score``) catches screens whose subpixels beat against the sensor; a
+    screen photographed from further away shows its bezel instead. The light region around
+    the card, bounded by dark pixels, is a rectangle 1.05-4x the card's area, wholly inside
+    the frame, and at least 80 % of a 12 px band around it is dark. A card on a dark desk
+    fails the area test (its light region is the card); papers on a dark desk fail the ring
+    (the dark runs to the frame's edge and the papers' outline is no rectangle or touches
+    it). Checked on ../shared/dev-photos, ../shared/external-eval and samples/set: only the
+    two screen photos pass.
+    """
+    h, w = frame.shape[:2]
+    scale = min(1.0, 480 / max(h, w))
+    small = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    value = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[:, :, 2]
+    card = np.asarray(quad_corners, np.float32) * scale
+    card_area = max(float(cv2.contourArea(card)), 1.0)
+    cx, cy = (int(v) for v in card.mean(axis=0))
+    if not (0 <= cx < small.shape[1] and 0 <= cy < small.shape[0]):
+        return False
+    for limit in _BEZEL_VALUES:
+        dark = (value < limit).astype(np.uint8)
+        _, labels = cv2.connectedComponents(1 - dark)
+        label = labels[cy, cx]
+        if label == 0:
+            continue
+        region = (labels == label).astype(np.uint8)
+        if region[0, :].any() or region[-1, :].any() or region[:, 0].any() or region[:, -1].any():
+            continue
+        area = float(region.sum())
+        if not 1.05 <= area / card_area <= 4.0:
+            continue
+        contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        (_, _), (rw, rh), _ = cv2.minAreaRect(cv2.convexHull(max(contours, key=cv2.contourArea)))
+        if area / max(rw * rh, 1.0) < 0.85:
+            continue
+        ring = cv2.dilate(region, np.ones((25, 25), np.uint8)) - region
+        if float(dark[ring > 0].mean()) > 0.8:
+            return True
+    return False
+
+
 def colour_spread(half: np.ndarray) -> float:
     """How much colour the card carries beyond its overall tint (0 for a greyscale copy).
 
@@ -227,6 +276,7 @@ def assess(
         tilt_deg=round(tilt, 1),
         moire=round(moire_score(frame), 2),
         colour_spread=round(colour_spread(half), 1),
+        in_screen_frame=in_screen_frame(frame, np.array(detection.quad.corners)),
     )
     t = thresholds
     reasons: list[Reason] = []
@@ -251,7 +301,7 @@ def assess(
             reasons.append(Reason.GLARE)
     if scores.sharpness < t.min_sharpness:
         reasons.append(Reason.BLURRY)
-    if scores.moire > t.max_moire:
+    if scores.moire > t.max_moire or scores.in_screen_frame:
         reasons.append(Reason.RECAPTURE_SUSPECTED)
     if scores.colour_spread < t.min_colour_spread and scores.brightness >= t.min_brightness:
         reasons.append(Reason.PHOTOCOPY_SUSPECTED)

@@ -65,6 +65,7 @@ class QualityScoresOut(BaseModel):
     tilt_deg: float
     moire: float
     colour_spread: float = Field(description="chroma beyond the card's tint; near 0 for a greyscale copy")
+    in_screen_frame: bool = Field(description="the card is shown inside a device's dark bezel (recapture)")
 
 
 class QualityOut(BaseModel):
