@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ocr_service import metrics, webhooks
+from ocr_service import metrics, subscribers, webhooks
 from ocr_service.config import Settings, get_settings, set_settings
 from ocr_service.crypto import Cipher, set_cipher
 from ocr_service.db import Database, set_database
@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app and everything it shares; install them process-wide for off-request work."""
     settings = settings or get_settings()
     set_settings(settings)
+    subscribers.connect()
     # uvicorn's worker processes are fresh interpreters: the CLI's logging setup is not inherited
     configure_logging(settings.log_level, settings.log_json)
     database = Database.from_settings(settings)

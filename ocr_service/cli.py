@@ -24,6 +24,9 @@ log = structlog.get_logger("ocr_service.cli")
 
 @app.callback()
 def _main() -> None:
+    from ocr_service import subscribers
+
+    subscribers.connect()
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
 

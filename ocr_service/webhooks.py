@@ -39,6 +39,9 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from ocr_service.verification import events
+from ocr_service.verification.events import StatusChange
+
 log = structlog.get_logger(__name__)
 
 EVENT_TYPE = "verification.status_changed"
@@ -166,3 +169,20 @@ def configure_sender(max_retries: int, backoff_seconds: float) -> WebhookSender:
     with _sender_lock:
         _sender = WebhookSender(max_retries, backoff_seconds)
         return _sender
+
+
+def queue_status_webhook(change: StatusChange) -> None:
+    """Subscribed to ``verification.events``: the client's callback for every status change."""
+    from ocr_service.verification.models import ApiKey
+
+    verification = change.verification
+    client = change.session.get(ApiKey, verification.client_key_id)
+    if client is None or not client.callback_url:
+        return
+    event = status_changed_event(
+        verification.id, verification.subject_id, change.after.value, list(verification.decision_reasons or [])
+    )
+    queue_event(change.session, client.callback_url, change.settings.webhook_secret, event)
+
+
+events.subscribe(queue_status_webhook)

@@ -47,7 +47,9 @@ from ocr_service.review.models import (
     Reviewer,
     ReviewerRole,
 )
+from ocr_service.verification import events
 from ocr_service.verification import service as verification_service
+from ocr_service.verification.events import StatusChange
 from ocr_service.verification.models import (
     ApiKey,
     Attempt,
@@ -188,10 +190,9 @@ def open_case(
     return case
 
 
-def on_verification_status_change(
-    session: Session, verification: Verification, before: VerificationStatus, after: VerificationStatus
-) -> None:
-    """Called by ``verification.service._transition``: a case opens on ``in_review``; a withdrawal closes it."""
+def on_verification_status_change(change: StatusChange) -> None:
+    """Subscribed to ``verification.events``: a case opens on ``in_review``; a withdrawal closes it."""
+    session, verification, before, after = change.session, change.verification, change.before, change.after
     if after == VerificationStatus.IN_REVIEW:
         origin = _ORIGIN_OF_REVIEW_REASON.get(verification.review_reason or "", CaseOrigin.SCAN_REVIEW)
         reasons = list(verification.decision_reasons or [])
@@ -1065,3 +1066,6 @@ def queue_statistics(session: Session, days: int = 30) -> QueueStatistics:
     per_day = Counter((at.date().isoformat(), actor) for at, actor in decisions)
     rows = sorted(((day, actor, n) for (day, actor), n in per_day.items()), reverse=True)
     return QueueStatistics(len(ages), _percentile(ages, 0.5), _percentile(ages, 0.95), rows)
+
+
+events.subscribe(on_verification_status_change)

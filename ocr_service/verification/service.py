@@ -5,9 +5,10 @@ attempts, idempotent uploads, the scan of one attempt (``process_attempt``, run 
 or the in-process pool) and the verified identity that a successful scan leaves behind.
 
 Every status change goes through ``_transition``: a compare-and-set UPDATE on the status the
-caller read (so two racing requests cannot both move a case), a ``StatusEvent`` row, and a
-webhook queued for after the commit. Functions take a session and plain arguments; the ones
-called from routes commit what they write before they return.
+caller read (so two racing requests cannot both move a case), a ``StatusEvent`` row, and an
+announcement (``verification.events``) that the review queue and the webhooks subscribe to.
+Functions take a session and plain arguments; the ones called from routes commit what they
+write before they return.
 
 Personal data: claim and read numbers are stored encrypted (``crypto.Cipher``, associated
 data naming the row) with a blind index for equality lookups; scan results keep the number
@@ -28,7 +29,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ocr_service import metrics, webhooks
+from ocr_service import metrics
 from ocr_service.config import Settings, get_settings
 from ocr_service.crypto import get_cipher
 from ocr_service.db import Database, get_database, utcnow
@@ -36,6 +37,8 @@ from ocr_service.errors import ApiError, illegal_transition, image_error, not_fo
 from ocr_service.logs import mask_id_number
 from ocr_service.report import scan_result_json
 from ocr_service.storage import get_blob_store
+from ocr_service.verification import events
+from ocr_service.verification.events import StatusChange
 from ocr_service.verification.models import (
     ApiKey,
     Attempt,
@@ -194,22 +197,8 @@ def _transition(
     session.add(
         StatusEvent(verification_id=verification.id, from_status=current, to_status=to, reason=reason, actor=actor)
     )
-    _queue_status_webhook(session, verification, to, settings or get_settings())
-    from ocr_service.review.service import on_verification_status_change  # the review queue follows in_review
-
-    on_verification_status_change(session, verification, current, to)
-
-
-def _queue_status_webhook(
-    session: Session, verification: Verification, status: VerificationStatus, settings: Settings
-) -> None:
-    client = session.get(ApiKey, verification.client_key_id)
-    if client is None or not client.callback_url:
-        return
-    event = webhooks.status_changed_event(
-        verification.id, verification.subject_id, status.value, list(verification.decision_reasons or [])
-    )
-    webhooks.queue_event(session, client.callback_url, settings.webhook_secret, event)
+    # the review queue and the client's webhook follow (they subscribe; nothing here imports them)
+    events.announce(StatusChange(session, verification, current, to, settings or get_settings()))
 
 
 def _owned(session: Session, client: ApiKey, verification_id: str) -> Verification:

@@ -21,8 +21,11 @@ import structlog
 from celery import shared_task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
+from ocr_service import subscribers
 from ocr_service.jobs.dispatch import TRANSIENT_ERRORS, RequeueSweeper, start_requeue_sweeper
 from ocr_service.verification import service
+
+subscribers.connect()  # the worker moves verifications: the review queue and webhooks follow
 
 log = structlog.get_logger(__name__)
 

@@ -239,12 +239,13 @@ class ServiceRuntime:
 @pytest.fixture
 def service_runtime(database: Database, tmp_path: Path, engine) -> Iterator[ServiceRuntime]:
     """Process-wide settings, database, cipher and blob store, as ``create_app`` installs them."""
-    from ocr_service import config, crypto, db, storage
+    from ocr_service import config, crypto, db, storage, subscribers
     from ocr_service.auth import create_api_key
     from ocr_service.crypto import Cipher
     from ocr_service.storage import LocalBlobStore
 
     reset_process_singletons()
+    subscribers.connect()
     settings = make_settings(tmp_path, database.url)
     config.set_settings(settings)
     db.set_database(database)

@@ -127,3 +127,38 @@ def test_the_same_number_verified_by_a_second_subject_is_flagged_for_a_person(se
     with service_runtime.session() as session:
         flags = dict(session.execute(select(VerifiedIdentity.subject_id, VerifiedIdentity.flagged)).all())
     assert flags == {"account-a": False, "account-b": True}
+
+
+# --- status changes are announced, not pushed into the listeners (issue 10, shape) ----------------------------
+
+
+def test_verification_service_imports_neither_the_review_queue_nor_webhooks():
+    import ast
+    from pathlib import Path
+
+    source = Path(service.__file__).read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    assert not [name for name in imported if name.startswith("ocr_service.review")]
+    assert "ocr_service.webhooks" not in imported
+
+
+def test_every_status_change_is_announced_to_the_subscribers(service_runtime):
+    from ocr_service.verification import events
+
+    seen: list[tuple[str, str | None, str]] = []
+
+    def recorder(change: events.StatusChange) -> None:
+        seen.append((change.verification.id, change.before.value if change.before else None, change.after.value))
+
+    events.subscribe(recorder)
+    try:
+        case_id, attempt_id = upload(service_runtime)
+        service.process_attempt(attempt_id)
+    finally:
+        events.unsubscribe(recorder)
+    assert seen == [(case_id, "awaiting_images", "processing"), (case_id, "processing", "verified")]
