@@ -184,10 +184,12 @@ def field_crops(card: np.ndarray, layout: Layout, names: Sequence[str]) -> dict[
     """Line crops per field, in reading order (empty list: nothing printed there)."""
     crops: dict[str, list[np.ndarray]] = {}
     for name in names:
-        # 1.6 mm around each box: a card placed from its text lines (pipelines.locate) can be
-        # a millimetre or two off, and a value cut at its first character reads as another
-        # name. The ink mask keeps blue captions out of the widened box.
-        region = crop(card, layout.fields[name], pad=16)
+        # 1.6 mm to each side: a card placed from its text lines (pipelines.locate) can be a
+        # millimetre or two off, and a value cut at its first character reads as another name.
+        # The ink mask keeps blue captions out of the widened box. Only 1 mm up and down:
+        # more catches the next line (the name box then read 男民族汉 on specimens).
+        x, y, w, h = layout.fields[name]
+        region = crop(card, (x - 6, y, w + 12, h), pad=10)
         if layout.lines.get(name, 1) > 1:
             crops[name] = _split_lines(region, layout.lines[name])
         else:

@@ -13,7 +13,7 @@ the number (the back has its 16-digit validity line in the same place). So:
    detector does not care about background, rotation or occlusion); each long line that
    reads as digits places the card through the layout, in either reading direction; the
    placement is snapped to the card's own edges and verified the same way;
-3. otherwise the frame itself is tried as the card (a flat crop uploaded from an album).
+Between the two, the frame itself is tried as the card (a flat crop uploaded from an album).
 
 Nothing here decides anything about the applicant; a placement that is found but does not
 read is returned as ``unverified`` so the quality check can still say *why* (blur, glare).
@@ -75,6 +75,8 @@ class LocatedCard:
     card: np.ndarray  # canonical BGR image, upright
     upright_probability: float
     verified: bool  # its number region read as a digit line
+    # that read (digits, recogniser score): a valid 18-character number need not be read twice
+    number_read: tuple[str, float] | None = None
 
 
 def digit_line(raw: str) -> str:
@@ -97,8 +99,10 @@ def _number_read(card: np.ndarray, engine: OcrEngine) -> tuple[str, float]:
     return digit_line(read.text), read.score
 
 
-def _reads_as_number(card: np.ndarray, engine: OcrEngine) -> bool:
-    return len(_number_read(card, engine)[0]) >= _MIN_DIGITS
+def _digit_read(card: np.ndarray, engine: OcrEngine) -> tuple[str, float] | None:
+    """The number region's read when it is a digit line of a card, else None."""
+    number, score = _number_read(card, engine)
+    return (number, score) if len(number) >= _MIN_DIGITS else None
 
 
 def _number_evidence(digits: str) -> int:
@@ -137,12 +141,14 @@ def _verified(image: np.ndarray, detection: CardDetection, engine: OcrEngine) ->
     """The placement, upright, when its number region reads as a digit line either way up."""
     assert detection.quad is not None
     quad, card, upright = orient(image, detection.quad, engine)
-    if _reads_as_number(card, engine):
-        return LocatedCard(_with_quad(detection, quad), card, upright, True)
+    read = _digit_read(card, engine)
+    if read is not None:
+        return LocatedCard(_with_quad(detection, quad), card, upright, True, read)
     # the classifier sees two bands only; a thumb or a stamp over one of them can fool it
     flipped = cv2.rotate(card, cv2.ROTATE_180)
-    if _reads_as_number(flipped, engine):
-        return LocatedCard(_with_quad(detection, quad.rotated_180()), flipped, 1.0 - upright, True)
+    read = _digit_read(flipped, engine)
+    if read is not None:
+        return LocatedCard(_with_quad(detection, quad.rotated_180()), flipped, 1.0 - upright, True, read)
     return None
 
 
@@ -230,7 +236,7 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
                     detection = CardDetection(candidate, (w, h), "text", 0.5, _runs_off(candidate, (w, h)))
                     rank = (_number_evidence(number), score)
                     if best is None or rank > best[0]:
-                        best = (rank, LocatedCard(detection, card, 1.0, True))
+                        best = (rank, LocatedCard(detection, card, 1.0, True, (number, score)))
                     break
             if best is not None and best[0][0] == 2:
                 return best[1]  # a valid number on this line: the other lines are paper
@@ -261,13 +267,14 @@ def locate_card(image: np.ndarray, engine: OcrEngine, use_text_detector: bool = 
         located = _verified(image, detection, engine)
         if located is not None:
             return located
-    if use_text_detector and hasattr(engine, "detect_lines"):
-        located = locate_by_text(image, engine)
-        if located is not None:
-            return located
+    # a flat crop (an album upload of the card alone): its edges are the frame's, exactly
     whole = full_frame_detection((w, h))
     if whole is not None:
         located = _verified(image, whole, engine)
+        if located is not None:
+            return located
+    if use_text_detector and hasattr(engine, "detect_lines"):
+        located = locate_by_text(image, engine)
         if located is not None:
             return located
     # Nothing reads: the strict geometric finder's outline (a card-like print layout, or the

@@ -245,14 +245,21 @@ def scan(
         if second is not None:
             second_quality = assess(image, second.detection, settings.quality, card=second.card)
             if not _GEOMETRIC_DOUBT & set(second_quality.reasons):
-                detection, card, quality = second.detection, second.card, second_quality
+                located, detection, card, quality = second, second.detection, second.card, second_quality
     t = lap("quality", t)
 
     front, back = load_layout("front"), load_layout("back")
     crops = field_crops(card, front, FRONT_FIELDS if settings.read_address else _DECISION_FIELDS)
     # The number line first: when it reads as a number this is a portrait side and the
     # back-side check (one more recognition) is skipped, which is the common case.
-    reads = read_regions(engine, {"id_number": crops.pop("id_number")})
+    known = located.number_read
+    if known is not None and known[1] >= settings.reject_confidence and validate_id_number(known[0]).valid:
+        # the finder already read a valid number here: MOD 11-2 catches every one-digit
+        # misread and every swap of neighbours, so a second read would only cost time
+        crops.pop("id_number")
+        reads = {"id_number": [known]}
+    else:
+        reads = read_regions(engine, {"id_number": crops.pop("id_number")})
     number_text = "".join(text for text, _ in reads["id_number"])
     looks_back = False
     if not (_looks_like_number(number_text) and len(clean_id_number(number_text)) >= 17):

@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SET = ROOT / "samples" / "set"
 EXTERNAL_EVAL = ROOT.parent / "shared" / "external-eval"
+DEV_PHOTOS = ROOT.parent / "shared" / "dev-photos"
 
 
 @pytest.fixture(scope="session")
