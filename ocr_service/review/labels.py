@@ -69,6 +69,13 @@ FIELD = {
     "authority": "签发机关",
     "valid_from": "有效期起",
     "valid_until": "有效期至",
+    # machine-readable zones
+    "document_type": "证件类型",
+    "country": "签发国",
+    "surname": "姓",
+    "given_names": "名",
+    "nationality": "国籍",
+    "expiry_date": "有效期至",
 }
 ACTION = {
     "claim": "领取",

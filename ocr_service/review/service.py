@@ -53,6 +53,7 @@ from ocr_service.verification.events import StatusChange
 from ocr_service.verification.models import (
     ApiKey,
     Attempt,
+    AttemptStatus,
     DocumentType,
     StatusEvent,
     StoredImage,
@@ -76,7 +77,7 @@ GENESIS_HASH = "0" * 64
 OVERRIDDEN_CHECKS = frozenset(
     {Reason.ID_NUMBER_MISMATCH, Reason.NAME_MISMATCH, Reason.INVALID_ID_NUMBER, CaseFlag.MULTIPLE_IDENTITIES}
 )
-MRZ_DOCUMENTS = frozenset({DocumentType.HK_MACAU_PERMIT, DocumentType.TAIWAN_PERMIT, DocumentType.FOREIGN_PASSPORT})
+MRZ_DOCUMENTS = verification_service.MRZ_DOCUMENTS
 CORRECTABLE_FIELDS = ("name", "document_number", "sex", "ethnicity", "birth_date")
 # the PostgreSQL advisory lock serialising appends to the audit chain
 _AUDIT_LOCK_ID = 0x4F43525F41554454  # "OCR_AUDT"
@@ -609,36 +610,23 @@ def view_image(session: Session, case_id: str, image_id: str, reviewer: Reviewer
 
 
 def read_case_mrz(session: Session, case_id: str, reviewer: Reviewer | str) -> list[dict[str, Any]]:
-    """For passports and travel permits: the MRZ read from each stored photo, with check digits."""
-    from ocr_service.review.mrz import read_mrz
+    """For passports and travel permits: the zones read from each photo at upload (nothing is read here).
 
-    actor = actor_of(reviewer)
-    case = _viewable(session, case_id, actor)
+    A photo whose zone is still being read shows as ``{"pending": True}``.
+    """
+    case = _viewable(session, case_id, actor_of(reviewer))
     verification = session.get(Verification, case.verification_id)
     if verification is None or verification.document_type not in MRZ_DOCUMENTS:
         return []
-    readings = []
-    for image in session.scalars(select(StoredImage).where(StoredImage.verification_id == verification.id)):
-        if image.blob_id is None:
-            continue
-        reading = read_mrz(verification_service.image_bytes(image))
-        if reading is not None:
-            readings.append(
-                {
-                    "image_id": image.id,
-                    "format": reading.format,
-                    "lines": list(reading.lines),
-                    "fields": reading.fields,
-                    "valid": reading.valid,
-                    "checks": [
-                        {"field": c.field, "printed": c.printed, "expected": c.expected, "ok": c.ok}
-                        for c in reading.checks
-                    ],
-                }
-            )
-    append_audit(session, actor, "read_mrz", case, details={"zones": len(readings)})
-    session.commit()
-    return readings
+    zones = []
+    for attempt in session.scalars(
+        select(Attempt).where(Attempt.verification_id == verification.id).order_by(Attempt.created_at, Attempt.id)
+    ):
+        if attempt.status in (AttemptStatus.QUEUED, AttemptStatus.RUNNING):
+            zones.append({"image_id": attempt.image_id, "pending": True})
+        elif (attempt.result or {}).get("mrz"):
+            zones.append({"image_id": attempt.image_id, "pending": False, **attempt.result["mrz"]})
+    return zones
 
 
 # --- decisions -------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ the scan's decision when it finishes within ``result_wait_seconds``, else 202 wi
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
@@ -159,8 +160,14 @@ async def upload_image(
                 "系统繁忙，照片已保存，请稍后查看结果",
                 {"verification_id": ticket.verification_id, "attempt_id": ticket.attempt_id},
             ) from None
+    if ticket.reads_mrz:
+        # stored as queued if the broker is down: the stale sweep submits it; the reviewer's aid comes later
+        with contextlib.suppress(dispatch.BrokerUnavailable):
+            await run_in_threadpool(dispatch.submit, ticket.attempt_id, settings)
     status_url = str(request.url_for("get_verification", verification_id=ticket.verification_id).path)
-    finished = await service.await_attempt(ticket.attempt_id, settings.result_wait_seconds, request.app.state.db)
+    finished = ticket.reads_mrz or await service.await_attempt(
+        ticket.attempt_id, settings.result_wait_seconds, request.app.state.db
+    )
     if not finished:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = status_url

@@ -103,6 +103,9 @@ _REQUIRED_SIDES: dict[tuple[DocumentType, Method], tuple[ImageSide, ...]] = {
     (DocumentType.HK_MACAU_PERMIT, Method.MANUAL): (ImageSide.FRONT, ImageSide.BACK),
     (DocumentType.TAIWAN_PERMIT, Method.MANUAL): (ImageSide.FRONT, ImageSide.BACK),
 }
+# Documents with a machine-readable zone: their photos are read once at upload (verification.mrz)
+# for the reviewer, who still decides; the zone's text is not compared with anything automatically.
+MRZ_DOCUMENTS = frozenset({DocumentType.HK_MACAU_PERMIT, DocumentType.TAIWAN_PERMIT, DocumentType.FOREIGN_PASSPORT})
 # SQLite has no row locks; a scan marked running longer than this was started by a process
 # that died (a scan takes about a second), so a resubmission may take it over.
 STALE_RUNNING_AFTER = timedelta(minutes=2)
@@ -385,8 +388,9 @@ class UploadTicket:
 
     verification_id: str
     attempt_id: str
-    needs_scan: bool
+    needs_scan: bool  # an automatic scan: the upload waits for its decision
     replayed: bool
+    reads_mrz: bool = False  # a passport/permit photo: its zone is read in the background, not waited for
 
 
 def _request_hash(verification_id: str, side: ImageSide, digest: str) -> str:
@@ -464,6 +468,8 @@ def submit_image(
     else:
         to, review_reason = S.PROCESSING, None
 
+    # a passport or permit photo is read for its zone like a scan is run: queued, in the background
+    reads_mrz = to != S.PROCESSING and verification.document_type in MRZ_DOCUMENTS
     blobs = get_blob_store()
     blob_id = blobs.put(data, _image_aad(verification.id))
     try:
@@ -481,10 +487,11 @@ def submit_image(
             image_id=image.id,
             side=side,
             # a photo for a reviewer is not scanned: its attempt is done on arrival, with no decision
-            status=AttemptStatus.QUEUED if to == S.PROCESSING else AttemptStatus.DONE,
+            # (unless its machine-readable zone is to be read)
+            status=AttemptStatus.QUEUED if to == S.PROCESSING or reads_mrz else AttemptStatus.DONE,
             reasons=[],
             idempotency_key=idempotency_key,
-            finished_at=None if to == S.PROCESSING else utcnow(),
+            finished_at=None if to == S.PROCESSING or reads_mrz else utcnow(),
         )
         session.add_all([image, attempt])
         # flushed first: the unit of work does not order idempotency_records after attempts
@@ -539,7 +546,7 @@ def submit_image(
         scan=to == S.PROCESSING,
         status=verification.status.value,
     )
-    return UploadTicket(verification.id, attempt.id, needs_scan=to == S.PROCESSING, replayed=False)
+    return UploadTicket(verification.id, attempt.id, needs_scan=to == S.PROCESSING, replayed=False, reads_mrz=reads_mrz)
 
 
 def upload_view(session: Session, ticket: UploadTicket, settings: Settings, status_url: str) -> UploadOut:
@@ -553,7 +560,8 @@ def upload_view(session: Session, ticket: UploadTicket, settings: Settings, stat
     attempt = session.get(Attempt, ticket.attempt_id)
     assert verification is not None and attempt is not None
     failed = failed_attempts(session, verification.client_key_id, verification.subject_id)
-    done = attempt.status in (AttemptStatus.DONE, AttemptStatus.FAILED)
+    # a case that is not waiting for this scan has current reasons (a passport's zone may still be read)
+    done = attempt.status in (AttemptStatus.DONE, AttemptStatus.FAILED) or verification.status != S.PROCESSING
     if attempt.decision is not None and verification.status == S.RETAKE:
         reasons = list(attempt.reasons)
     else:
@@ -655,6 +663,7 @@ class _ScanInputs:
     image: bytes
     claim_name: str
     claim_number: str
+    reads_mrz: bool = False  # a passport/permit photo: read its zone, decide nothing
 
 
 def process_attempt(attempt_id: str) -> None:
@@ -733,7 +742,7 @@ def _load_inputs(session: Session, attempt: Attempt) -> _ScanInputs | Exception:
         number = get_cipher().decrypt_text(verification.claim_number_enc, _claim_aad(verification.id))
     except Exception as exc:  # BlobNotFound, DecryptionError: nothing a retry can fix
         return exc
-    return _ScanInputs(data, verification.claim_name, number)
+    return _ScanInputs(data, verification.claim_name, number, verification.document_type in MRZ_DOCUMENTS)
 
 
 @dataclass(frozen=True)
@@ -741,6 +750,8 @@ class _ScanOutcome:
     decision: Decision | None  # None: the scan could not run
     result: object | None  # pipelines.scan.ScanResult
     error: str | None = None
+    mrz: dict | None = None  # a zone reading (verification.mrz.reading_json)
+    read_zone: bool = False  # this was a zone read, not a scan
 
 
 def _run_scan(inputs: _ScanInputs | Exception, settings: Settings) -> _ScanOutcome:
@@ -749,6 +760,13 @@ def _run_scan(inputs: _ScanInputs | Exception, settings: Settings) -> _ScanOutco
 
     if isinstance(inputs, Exception):
         return _ScanOutcome(None, None, type(inputs).__name__)
+    if inputs.reads_mrz:
+        from ocr_service.verification import mrz
+
+        try:
+            return _ScanOutcome(None, None, mrz=mrz.reading_json(mrz.read_mrz(inputs.image)), read_zone=True)
+        except ImageDecodeError as exc:
+            return _ScanOutcome(None, None, exc.code.value, read_zone=True)
     try:
         decoded = decode_image(inputs.image, settings.decode_limits())
     except ImageDecodeError as exc:
@@ -764,6 +782,12 @@ def _record(session: Session, attempt: Attempt, outcome: _ScanOutcome, settings:
     """Write the scan's result and move the case: the decision table of the automatic path."""
     verification = attempt.verification
     attempt.finished_at = utcnow()
+    if outcome.read_zone:
+        # a reviewer's aid only: stored with the attempt, no decision, the case stays where it is
+        attempt.status = AttemptStatus.DONE
+        attempt.result = {"mrz": outcome.mrz, "mrz_error": outcome.error}
+        log.info("mrz_recorded", attempt_id=attempt.id, found=outcome.mrz is not None, error=outcome.error)
+        return
     if outcome.result is None:
         attempt.status = AttemptStatus.FAILED
         attempt.reasons = [CaseReason.SCAN_FAILED.value]

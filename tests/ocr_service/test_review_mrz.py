@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocr_service.review.mrz import check_digit, find_mrz, parse_cs_line, parse_icao
+from ocr_service.verification.mrz import check_digit, find_mrz, parse_cs_line, parse_icao
 
 # ICAO 9303 part 3's specimen passport (Anna Maria Eriksson of Utopia)
 TD3 = ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10"]

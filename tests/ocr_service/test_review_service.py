@@ -649,3 +649,49 @@ def test_queue_counts_call_cases_with_an_expired_lease_claimable(service_runtime
         assert (review.queue_view(session).claimable, review.queue_view(session).claimed) == (1, 2)
         expire_leases(session)
         assert (review.queue_view(session).claimable, review.queue_view(session).claimed) == (3, 0)
+
+
+# --- machine help on manual cases (issue 10, problem 9) ---------------------------------------------------------
+
+
+def test_a_passport_zone_is_read_once_at_upload_and_the_case_page_only_shows_what_was_stored(
+    service_runtime, monkeypatch
+):
+    from ocr_service.verification import mrz
+    from ocr_service.verification.models import Attempt, AttemptStatus
+
+    reads: list[int] = []
+    specimen = mrz.parse_icao(
+        ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10"]
+    )
+
+    def fake_ocr_read(image_bytes: bytes):  # the OCR run is what costs seconds; its count is the point
+        reads.append(len(image_bytes))
+        return specimen
+
+    monkeypatch.setattr(mrz, "read_mrz", fake_ocr_read)
+    with service_runtime.session() as session:
+        client = service_runtime.client_key(session)
+        body = VerificationCreate(
+            subject_id="subject-1",
+            document_type=DocumentType.FOREIGN_PASSPORT,
+            method=Method.MANUAL,
+            claim={"name": "ANNA MARIA ERIKSSON", "document_number": "L898902C3"},
+        )
+        verification = service.create_verification(session, client, body)
+        ticket = service.submit_image(
+            session, client, verification.id, ImageSide.FRONT, photo(CLEAN), None, service_runtime.settings
+        )
+    assert ticket.reads_mrz and not ticket.needs_scan
+    service.process_attempt(ticket.attempt_id)
+    service.process_attempt(ticket.attempt_id)  # a redelivery reads nothing again
+    assert len(reads) == 1
+    with service_runtime.session() as session:
+        attempt = session.get(Attempt, ticket.attempt_id)
+        assert attempt.status == AttemptStatus.DONE and attempt.decision is None
+        assert attempt.result["mrz"]["fields"]["document_number"] == "L898902C3"
+        case = review.claim_next_case(session, "reviewer:a", settings=service_runtime.settings)
+        for _ in range(3):  # page views
+            zones = review.read_case_mrz(session, case.id, "reviewer:a")
+            assert [zone["valid"] for zone in zones] == [True]
+    assert len(reads) == 1

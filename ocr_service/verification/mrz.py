@@ -1,4 +1,7 @@
-"""Machine-readable zones on the case page: find MRZ lines in OCR text, parse them, check the digits.
+"""Machine-readable zones of passports and permits: find MRZ lines in OCR text, parse them, check the digits.
+
+Read once per uploaded photo, in the background like a scan (``verification.service``), and
+stored with the attempt (``reading_json``); the case page shows what was stored.
 
 ICAO 9303 TD1 (3x30), TD2 (2x36) and TD3 (2x44, passports) go to the ``mrz`` package. The
 mainland residents' permit to Hong Kong and Macau (往来港澳通行证, card type since 2014) prints
@@ -177,3 +180,18 @@ def read_mrz(image_bytes: bytes) -> MrzReading | None:
     page = engine.read_page(decoded.image)
     page = sorted(page, key=lambda item: min(point[1] for point in item.box))
     return find_mrz(item.text for item in page)
+
+
+def reading_json(reading: MrzReading | None) -> dict | None:
+    """The stored form of a reading (``attempts.result["mrz"]``); None when no zone was read."""
+    if reading is None:
+        return None
+    return {
+        "format": reading.format,
+        "lines": list(reading.lines),
+        "fields": dict(reading.fields),
+        "valid": reading.valid,
+        "checks": [
+            {"field": c.field, "printed": c.printed, "expected": c.expected, "ok": c.ok} for c in reading.checks
+        ],
+    }
