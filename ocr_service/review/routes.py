@@ -73,7 +73,14 @@ class CaseDetailOut(BaseModel):
     claim: dict[str, str]
     images: list[dict[str, Any]]
     attempts: list[dict[str, Any]]
-    proposed_identity: dict[str, str]
+    proposed_identity: dict[str, str] = Field(
+        description="pre-filled only from a read matching the claim in name and number; else all empty"
+    )
+    multiple_identities: bool = Field(description="the photos show cards of people other than the claimed one")
+    identities: list[dict[str, Any]] = Field(description="every person seen: the claim (number in full), others masked")
+    pending_identity: dict[str, str] | None = Field(
+        None, description="awaiting confirmation: exactly what the approval will write"
+    )
     overridden_checks: list[str]
     four_eyes: bool
 
@@ -159,6 +166,12 @@ def get_case(request: Request, case_id: str, key: ReviewerKey, session: SessionD
             for a in view.attempts
         ],
         proposed_identity=view.proposed,
+        multiple_identities=view.multiple_identities,
+        identities=[
+            {"name": i.name, "document_number": i.number, "is_claim": i.is_claim, "reads": i.reads}
+            for i in view.identities
+        ],
+        pending_identity=view.pending,
         overridden_checks=view.overridden_checks,
         four_eyes=bool(view.overridden_checks) and request.app.state.settings.review_four_eyes,
     )

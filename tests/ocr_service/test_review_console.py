@@ -160,6 +160,10 @@ def test_the_json_api_claims_and_approves_with_a_reviewer_key(console):
     assert detail["claim"]["document_number"] == PASSPORT_NUMBER
     # nothing confirmed the claim by machine: the reviewer states the identity the passport shows
     assert set(detail["proposed_identity"].values()) == {""}
+    assert detail["multiple_identities"] is False
+    assert detail["identities"] == [
+        {"name": "JANE DOE", "document_number": PASSPORT_NUMBER, "is_claim": True, "reads": 0}
+    ]
     fields = {"name": "JANE DOE", "document_number": PASSPORT_NUMBER, "sex": "女"}
     approved = console.api("POST", f"/v1/review/cases/{case['id']}/approve", "reviewer", json={"fields": fields}).json()
     assert approved["verification_status"] == "verified"
