@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -77,6 +77,11 @@ class LocatedCard:
     verified: bool  # its number region read as a digit line
     # that read (digits, recogniser score): a valid 18-character number need not be read twice
     number_read: tuple[str, float] | None = None
+    # placed from text only: the name line and the sex/ethnicity line as the detector boxed
+    # them, read straight from the photo (raw text with captions, score); they do not depend
+    # on the placement's accuracy
+    name_line: tuple[str, float] | None = None
+    sex_line: tuple[str, float] | None = None
 
 
 def digit_line(raw: str) -> str:
@@ -210,11 +215,12 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
     h, w = image.shape[:2]
     scale = min(1.0, DETECT_LONG_SIDE / max(h, w))
     small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    lines = []
-    for box in engine.detect_lines(small):
-        centre, along, length, height = line_axes(np.asarray(box) / scale)
-        if length >= _MIN_LINE_ASPECT * max(height, 1.0) and length >= 0.12 * max(h, w) * 0.5:
-            lines.append((length, centre, along, height))
+    boxes = [line_axes(np.asarray(box) / scale) for box in engine.detect_lines(small)]
+    lines = [
+        (length, centre, along, height)
+        for centre, along, length, height in boxes
+        if length >= _MIN_LINE_ASPECT * max(height, 1.0) and length >= 0.06 * max(h, w)
+    ]
     lines.sort(key=lambda line: line[0], reverse=True)
     best: tuple[tuple[int, float], LocatedCard] | None = None
     for length, centre, along, height in lines[:_MAX_LINES_TRIED]:
@@ -239,8 +245,53 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
                         best = (rank, LocatedCard(detection, card, 1.0, True, (number, score)))
                     break
             if best is not None and best[0][0] == 2:
-                return best[1]  # a valid number on this line: the other lines are paper
-    return best[1] if best else None
+                return _with_name_line(image, best[1], boxes, engine)  # a valid number: the rest is paper
+    return _with_name_line(image, best[1], boxes, engine) if best else None
+
+
+# The lines as the detector boxes them, in mm on the card: the name line (caption 姓名 and
+# the name) is centred 8-10 mm down and starts at the caption column 4-5 mm from the left;
+# the sex/ethnicity line 15-16 mm down (both generators and the specimens).
+_NAME_LINE_Y_MM = (4.0, 12.5)
+_SEX_LINE_Y_MM = (12.5, 18.5)
+_CAPTION_MAX_X0_MM = 12.0
+_VALUE_COLUMN_MAX_X_MM = 54.0  # the portrait starts at 55.5 mm
+
+
+def _with_name_line(
+    image: np.ndarray, located: LocatedCard, boxes: list[tuple[np.ndarray, np.ndarray, float, float]], engine: OcrEngine
+) -> LocatedCard:
+    """Add the name and sex/ethnicity lines read straight from the photo to a text placement."""
+    assert located.detection.quad is not None
+    corners = np.array(located.detection.quad.corners, np.float32)
+    to_mm = cv2.getPerspectiveTransform(
+        corners, np.array([[0, 0], [CARD_MM[0], 0], [CARD_MM[0], CARD_MM[1]], [0, CARD_MM[1]]], np.float32)
+    )
+    card_x = corners[1] - corners[0]
+    name_box = None
+    sex_boxes = []
+    for centre, along, length, height in boxes:
+        direction = along if float(np.dot(along, card_x)) >= 0 else -along
+        ends = np.array([[centre - direction * length / 2, centre]], np.float32)
+        start_mm, centre_mm = cv2.perspectiveTransform(ends, to_mm)[0]
+        box = (centre, direction, length, height)
+        in_column = start_mm[0] <= _VALUE_COLUMN_MAX_X_MM
+        if _NAME_LINE_Y_MM[0] <= centre_mm[1] < _NAME_LINE_Y_MM[1] and start_mm[0] <= _CAPTION_MAX_X0_MM:
+            if name_box is None or length > name_box[2]:
+                name_box = box
+        elif _SEX_LINE_Y_MM[0] <= centre_mm[1] < _SEX_LINE_Y_MM[1] and in_column:
+            sex_boxes.append((float(start_mm[0]), box))
+    sex_boxes.sort(key=lambda item: item[0])
+    crops = [line_crop(image, *box) for box in ([name_box] if name_box else []) + [b for _, b in sex_boxes]]
+    if not crops:
+        return located
+    reads = engine.recognize(crops)
+    name_line = (reads[0].text, reads[0].score) if name_box else None
+    sex_reads = reads[1:] if name_box else reads
+    sex_line = None
+    if sex_reads:
+        sex_line = ("".join(r.text for r in sex_reads), min(r.score for r in sex_reads))
+    return replace(located, name_line=name_line, sex_line=sex_line)
 
 
 def _runs_off(quad: CardQuad, size: tuple[int, int], tolerance: float = 0.02) -> bool:

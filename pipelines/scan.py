@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import numpy as np
@@ -25,8 +25,12 @@ from pipelines.fields import (
     ETHNICITIES,
     FRONT_FIELDS,
     CardFields,
+    FieldRead,
     back_fields_from_reads,
+    clean_ethnicity,
     clean_id_number,
+    clean_name,
+    clean_sex,
     field_crops,
     front_fields_from_reads,
     read_regions,
@@ -101,6 +105,40 @@ _DECISION_FIELDS = tuple(name for name in FRONT_FIELDS if name != "address")
 _GEOMETRIC_DOUBT = frozenset({Reason.STRONG_TILT, Reason.CARD_PARTLY_OUTSIDE})
 _BACK_TITLE = "居民身份证"
 _BACK_COUNTRY = "中华人民共和国"
+
+
+def _prefer_name_line(fields: CardFields, name_line: tuple[str, float] | None) -> CardFields:
+    """For a card placed from its text: the name as read from the detector's own line box.
+
+    A placement inferred from the number line is a millimetre or two off at the top of the
+    card, which can cut the name's first character off the layout crop; the detector's box
+    of the name line holds the whole line wherever the placement put the layout.
+    """
+    if name_line is None:
+        return fields
+    value = clean_name(name_line[0])
+    current = fields.fields.get("name")
+    if not _looks_like_name(value) or (current is not None and current.value == value):
+        return fields
+    if current is not None and current.value not in value and name_line[1] < current.confidence:
+        return fields
+    return replace(fields, fields={**fields.fields, "name": FieldRead(value, name_line[0], name_line[1])})
+
+
+def _prefer_sex_line(fields: CardFields, sex_line: tuple[str, float] | None) -> CardFields:
+    """Sex and ethnicity from the detector's own line boxes, when the layout crop missed them."""
+    if sex_line is None:
+        return fields
+    text = unicodedata.normalize("NFKC", sex_line[0]).replace(" ", "")
+    sex_part, _, ethnicity_part = text.partition("民族")
+    updated = dict(fields.fields)
+    sex = clean_sex(sex_part)
+    if sex in ("男", "女") and fields.value("sex") not in ("男", "女"):
+        updated["sex"] = FieldRead(sex, sex_line[0], sex_line[1])
+    ethnicity = clean_ethnicity(ethnicity_part) if ethnicity_part else ""
+    if ethnicity in ETHNICITIES and fields.value("ethnicity") not in ETHNICITIES:
+        updated["ethnicity"] = FieldRead(ethnicity, sex_line[0], sex_line[1])
+    return replace(fields, fields=updated) if updated != dict(fields.fields) else fields
 
 
 def _likely_cause(quality: QualityReport, settings: ScanSettings) -> tuple[Reason, ...]:
@@ -317,6 +355,8 @@ def scan(
             models_digest=digest,
         )
 
+    fields = _prefer_name_line(fields, located.name_line)
+    fields = _prefer_sex_line(fields, located.sex_line)
     id_check = validate_id_number(fields.value("id_number"), today=today)
     consistency = cross_check(id_check, fields.birth_date, fields.value("sex") or None)
     match = None
