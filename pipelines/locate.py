@@ -53,7 +53,9 @@ _MAX_GEOMETRIC_TRIES = 4
 DETECT_LONG_SIDE = 480
 # A digit line is at least this many times longer than high (18 digits at ~1:2 per glyph).
 _MIN_LINE_ASPECT = 5.0
-_MAX_LINES_TRIED = 4
+# Papers under the card can carry a dozen digit lines longer than the card's own; a line
+# that does not read as digits costs one recognition pair, so many can be tried.
+_MAX_LINES_TRIED = 8
 # Where the detector's number line sits on a portrait side, in mm from the card's top-left.
 # Measured with the detector at 480 px, boxes mapped through the labelled corners: on the
 # 48 clean dev-photos fronts the digits alone span x 26.7 +- 0.5 to 78.5 +- 0.5 at y 47.5;
@@ -222,7 +224,7 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
         if length >= _MIN_LINE_ASPECT * max(height, 1.0) and length >= 0.06 * max(h, w)
     ]
     lines.sort(key=lambda line: line[0], reverse=True)
-    best: tuple[tuple[int, float], LocatedCard] | None = None
+    best: tuple[tuple[int, bool, float], LocatedCard] | None = None
     for length, centre, along, height in lines[:_MAX_LINES_TRIED]:
         reads = engine.recognize(
             [line_crop(image, centre, along, length, height), line_crop(image, centre, -along, length, height)]
@@ -240,13 +242,27 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
                     if len(number) < _MIN_DIGITS:
                         continue
                     detection = CardDetection(candidate, (w, h), "text", 0.5, _runs_off(candidate, (w, h)))
-                    rank = (_number_evidence(number), score)
+                    located = _with_name_line(
+                        image, LocatedCard(detection, card, 1.0, True, (number, score)), boxes, engine
+                    )
+                    # papers carry 18-digit strings too, some of them valid numbers; a card
+                    # also has a name where the layout puts it
+                    named = located.name_line is not None and _looks_like_name(located.name_line[0])
+                    rank = (_number_evidence(number), named, score)
                     if best is None or rank > best[0]:
-                        best = (rank, LocatedCard(detection, card, 1.0, True, (number, score)))
+                        best = (rank, located)
                     break
-            if best is not None and best[0][0] == 2:
-                return _with_name_line(image, best[1], boxes, engine)  # a valid number: the rest is paper
-    return _with_name_line(image, best[1], boxes, engine) if best else None
+            if best is not None and best[0][:2] == (2, True):
+                return best[1]  # a valid number and a name: the other lines are paper
+    return best[1] if best else None
+
+
+def _looks_like_name(raw: str) -> bool:
+    """A name line's read, caption stripped: 2-20 CJK characters (middle dots allowed)."""
+    text = unicodedata.normalize("NFKC", raw).replace(" ", "")
+    for caption in ("姓名", "姓", "名"):
+        text = text.removeprefix(caption)
+    return 2 <= len(text) <= 20 and all(ch == "·" or "\u3400" <= ch <= "\u9fff" for ch in text)
 
 
 # The lines as the detector boxes them, in mm on the card: the name line (caption 姓名 and

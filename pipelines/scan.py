@@ -380,7 +380,7 @@ def scan(
     unread = decision == Decision.RETAKE or set(reasons) <= {Reason.RECAPTURE_SUSPECTED, Reason.PHOTOCOPY_SUSPECTED}
     if unread and not located.verified and other_document_evidence(image, engine):
         # a passport or an HK card is not fixed by holding the phone steadier
-        reasons = (Reason.NOT_RESIDENT_ID,)
+        decision, reasons = Decision.RETAKE, (Reason.NOT_RESIDENT_ID,)
     lap("decide", t)
     timings["total"] = round((time.perf_counter() - t0) * 1000, 1)
     return ScanResult(
