@@ -46,12 +46,13 @@ def median(values: Iterable[float]) -> float:
 
 
 def timing_stats(values_ms: Sequence[float]) -> dict[str, float]:
-    """Median, p90, mean, min, max (all ms) and count of per-image latencies."""
+    """Median, p90, p95, mean, min, max (all ms) and count of per-image latencies."""
     n = len(values_ms)
     return {
         "n": n,
         "median_ms": round(median(values_ms), 2),
         "p90_ms": round(percentile(values_ms, 90), 2),
+        "p95_ms": round(percentile(values_ms, 95), 2),
         "mean_ms": round(sum(values_ms) / n, 2) if n else math.nan,
         "min_ms": round(min(values_ms), 2) if n else math.nan,
         "max_ms": round(max(values_ms), 2) if n else math.nan,

@@ -63,10 +63,11 @@ from benchmarks._common import (
 # name -> (kind, threads); threads is both the ONNX Runtime intra-op thread count and the
 # number of CPUs the worker is pinned to.
 CONFIGS: dict[str, tuple[str, int]] = {
+    # the service's default: the decision fields only (the address is read when asked for)
     "scan-1t": ("scan", 1),
     "scan-2t": ("scan", 2),
-    # the decision fields only (ScanSettings.read_address=False): what the address costs
-    "scan-1t-noaddr": ("scan-noaddr", 1),
+    # with the address (ScanSettings(read_address=True)): what the address costs
+    "scan-1t-addr": ("scan-addr", 1),
     "quality-1t": ("quality", 1),
     "naive-1t": ("naive", 1),
     "naive-2t": ("naive", 2),
@@ -76,6 +77,8 @@ FRAME_SIZE = (640, 480)  # live-preview frame for the quality check
 MIX = "benchmark"
 
 TARGET_SCAN_MS = 150.0
+TARGET_SCAN_P95_MS = 600.0
+TARGET_SCAN_MAX_MS = 1500.0
 TARGET_QUALITY_MS = 15.0
 TARGET_RSS_MB = 500.0
 TARGET_SPEEDUP = 6.0
@@ -189,10 +192,10 @@ def run_worker(config: str, directory: Path, count: int, warmup: int, part: int,
         from pipelines.ocr import get_engine
 
         engine = get_engine("rapidocr", threads=threads)  # built once and warmed
-        if kind in ("scan", "scan-noaddr"):
+        if kind in ("scan", "scan-addr"):
             from pipelines.scan import Claim, ScanSettings, scan
 
-            scan_settings = ScanSettings(read_address=kind == "scan")
+            scan_settings = ScanSettings(read_address=kind == "scan-addr")
 
             def run(image, record):
                 fields = record.get("fields", {})
@@ -241,7 +244,7 @@ def run_worker(config: str, directory: Path, count: int, warmup: int, part: int,
         if kind == "quality":
             raw["outcomes"]["card found" if out.scores is not None else "no card"] += 1
             continue
-        if kind in ("scan", "scan-noaddr"):
+        if kind in ("scan", "scan-addr"):
             for stage, ms in out.timings_ms.items():
                 raw["stages_ms"].setdefault(stage, []).append(ms)
             decision = str(out.decision)
@@ -364,7 +367,7 @@ def summarize(config: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
         result["id_exact"] = rate(sum(cat("id_ok")), n)
         result["name_exact"] = rate(sum(cat("name_ok")), n)
         result["misses"] = cat("misses")
-    if first["kind"] in ("scan", "scan-noaddr"):
+    if first["kind"] in ("scan", "scan-addr"):
         result["stage_median_ms"] = {k: round(median(v), 2) for k, v in stages.items()}
         result["expected_decision_agreement"] = rate(sum(cat("decision_ok")), n)
     return result
@@ -379,9 +382,12 @@ def _mark(ok: bool | None) -> str:
 def evaluate(results: dict[str, dict]) -> tuple[float | None, list[dict[str, Any]]]:
     """The naive-1t/scan-1t ratio and every target with its measured value and verdict."""
 
-    def med(name: str) -> float | None:
+    def stat(name: str, key: str) -> float | None:
         r = results.get(name)
-        return r["latency"]["median_ms"] if r and "latency" in r else None
+        return r["latency"].get(key) if r and "latency" in r else None
+
+    def med(name: str) -> float | None:
+        return stat(name, "median_ms")
 
     scan1, naive1, quality1 = med("scan-1t"), med("naive-1t"), med("quality-1t")
     ratio = naive1 / scan1 if scan1 and naive1 else None
@@ -400,10 +406,22 @@ def evaluate(results: dict[str, dict]) -> tuple[float | None, list[dict[str, Any
             "ok": None if ratio is None else ratio >= TARGET_SPEEDUP,
         },
         {
-            "target": f"naive-1t / scan-1t-noaddr >= {TARGET_SPEEDUP:.0f}x (info)",
-            "value": naive1 / med("scan-1t-noaddr") if naive1 and med("scan-1t-noaddr") else None,
+            "target": f"scan-1t p95 <= {TARGET_SCAN_P95_MS:.0f} ms",
+            "value": stat("scan-1t", "p95_ms"),
+            "unit": "ms",
+            "ok": None if stat("scan-1t", "p95_ms") is None else stat("scan-1t", "p95_ms") <= TARGET_SCAN_P95_MS,
+        },
+        {
+            "target": f"scan-1t slowest photo <= {TARGET_SCAN_MAX_MS:.0f} ms",
+            "value": stat("scan-1t", "max_ms"),
+            "unit": "ms",
+            "ok": None if stat("scan-1t", "max_ms") is None else stat("scan-1t", "max_ms") <= TARGET_SCAN_MAX_MS,
+        },
+        {
+            "target": f"naive-1t / scan-1t-addr >= {TARGET_SPEEDUP:.0f}x (info: address read too)",
+            "value": naive1 / med("scan-1t-addr") if naive1 and med("scan-1t-addr") else None,
             "unit": "x",
-            "ok": None if not (naive1 and med("scan-1t-noaddr")) else naive1 / med("scan-1t-noaddr") >= TARGET_SPEEDUP,
+            "ok": None if not (naive1 and med("scan-1t-addr")) else naive1 / med("scan-1t-addr") >= TARGET_SPEEDUP,
         },
         {
             "target": f"quality-1t median <= {TARGET_QUALITY_MS:.0f} ms",
@@ -497,7 +515,7 @@ def report(results: dict[str, dict], baseline: dict | None, meta: dict[str, Any]
             stage_rows,
         )
     for name, r in results.items():
-        if r.get("kind") in ("scan", "scan-noaddr"):
+        if r.get("kind") in ("scan", "scan-addr"):
             agree = r.get("expected_decision_agreement")
             print(f"{name}: decisions {r['outcomes']} (agree with expected_decision: {fmt_pct(agree)})")
 

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     min_field_confidence: float = ScanSettings.min_field_confidence
     reject_confidence: float = ScanSettings.reject_confidence
     confident_char_threshold: float = ScanSettings.confident_char_threshold
+    # Read the address too (OCR_READ_ADDRESS=true). Off by default: no decision and no consumer
+    # uses it, it is personal data we then need not keep, and its lines cost more recognition
+    # time than all other fields together (benchmarks/scan_speed.py scan-1t vs scan-1t-addr).
+    read_address: bool = ScanSettings.read_address
     # --- manual review (issue 4) ----------------------------------------------------------
     # A claimed case is held this long unless the open case page renews it (every minute);
     # 15 min covers a careful look at a foreign passport without stranding a closed tab's case.
@@ -99,6 +103,7 @@ class Settings(BaseSettings):
             min_field_confidence=self.min_field_confidence,
             reject_confidence=self.reject_confidence,
             confident_char_threshold=self.confident_char_threshold,
+            read_address=self.read_address,
         )
 
     def decode_limits(self) -> DecodeLimits:

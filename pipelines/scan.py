@@ -65,8 +65,10 @@ class ScanSettings:
     confident_char_threshold: float = 0.95
     expected_side: CardSide = CardSide.FRONT
     # The address decides nothing (the identity handed to consumers has no address) and its
-    # up to three lines are ~40 % of recognition time; a deployment may skip it.
-    read_address: bool = True
+    # up to three lines cost more than every other field together (benchmarks/scan_speed.py,
+    # scan-1t vs scan-1t-addr): read only when asked for. Not reading it is also less personal
+    # data kept.
+    read_address: bool = False
 
 
 @dataclass(frozen=True)
