@@ -59,10 +59,11 @@ _MAX_LINES_TRIED = 8
 # Where the detector's number line sits on a portrait side, in mm from the card's top-left.
 # Measured with the detector at 480 px, boxes mapped through the labelled corners: on the
 # 48 clean dev-photos fronts the digits alone span x 26.7 +- 0.5 to 78.5 +- 0.5 at y 47.5;
-# caption + digits as one line span 4.1-78.8 there and 4.3-81.8 at y 46 on our own cards.
+# caption + digits as one line span 4.1-78.8 there and 4.3-81.8 at y 46 on our own cards,
+# whose digits alone (a turned card splits the line) start at 30 (models/layouts).
 # Each is (x0, x1, y): renderings differ by a few millimetres, so every one is tried and
 # the placement whose number region reads best is kept.
-_DIGITS_SPANS_MM = ((26.7, 78.5, 47.5),)
+_DIGITS_SPANS_MM = ((26.7, 78.5, 47.5), (30.0, 81.8, 45.8))
 _CAPTION_SPANS_MM = ((4.1, 78.8, 47.5), (4.3, 81.8, 46.0))
 _CAPTIONS = ("公民身份号码", "公民身份证号码")
 # A number region that reads at least this many digits (and nothing but digits) is a card.
@@ -198,10 +199,12 @@ def line_crop(image: np.ndarray, centre: np.ndarray, along: np.ndarray, length: 
 
 
 def placements_from_line(centre: np.ndarray, along: np.ndarray, length: float, with_caption: bool) -> list[CardQuad]:
-    """The card placements implied by a number line read in direction ``along`` (perspective ignored)."""
+    """The card placements implied by a number line read in direction ``along`` (perspective
+    ignored), the spans of a line with its caption first when ``with_caption``."""
     down = np.array([-along[1], along[0]])
+    spans = _CAPTION_SPANS_MM + _DIGITS_SPANS_MM if with_caption else _DIGITS_SPANS_MM + _CAPTION_SPANS_MM
     quads = []
-    for x0, x1, y_mm in _CAPTION_SPANS_MM if with_caption else _DIGITS_SPANS_MM:
+    for x0, x1, y_mm in spans:
         scale = length / (x1 - x0)
         cx = (x0 + x1) / 2
         corners = []
@@ -233,7 +236,9 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
             digits = digit_line(read.text)
             if len(digits) < _MIN_DIGITS:
                 continue
-            with_caption = any(ch in read.text for ch in "公民身份号码")
+            # the box may hold the whole caption, or only its last character or two (the
+            # detector splits 公民身份号码 unpredictably): every span is tried, the likelier first
+            with_caption = sum(ch in read.text for ch in "公民身份号码") >= 4
             for quad in placements_from_line(centre, direction, length, with_caption):
                 snapped = snap_to_edges(image, quad)
                 for candidate in (snapped, quad) if snapped != quad else (quad,):

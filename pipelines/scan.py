@@ -109,6 +109,10 @@ _BACK_TITLE = "居民身份证"
 _BACK_COUNTRY = "中华人民共和国"
 
 
+# Reads from the detector's line boxes stay under ScanSettings.reject_confidence (0.97).
+_LINE_READ_MAX_CONFIDENCE = 0.95
+
+
 def _prefer_name_line(fields: CardFields, name_line: tuple[str, float] | None) -> CardFields:
     """For a card placed from its text: the name as read from the detector's own line box.
 
@@ -124,7 +128,17 @@ def _prefer_name_line(fields: CardFields, name_line: tuple[str, float] | None) -
         return fields
     if current is not None and current.value not in value and name_line[1] < current.confidence:
         return fields
-    return replace(fields, fields={**fields.fields, "name": FieldRead(value, name_line[0], name_line[1])})
+    # a line picked by position can be the wrong line: it may confirm a claim, never reject one
+    confidence = min(name_line[1], _LINE_READ_MAX_CONFIDENCE)
+    return replace(fields, fields={**fields.fields, "name": FieldRead(value, name_line[0], confidence)})
+
+
+def _capped(fields: CardFields, names: tuple[str, ...]) -> CardFields:
+    capped = {
+        name: replace(read, confidence=min(read.confidence, _LINE_READ_MAX_CONFIDENCE)) if name in names else read
+        for name, read in fields.fields.items()
+    }
+    return replace(fields, fields=capped)
 
 
 def _prefer_sex_line(fields: CardFields, sex_line: tuple[str, float] | None) -> CardFields:
@@ -136,10 +150,10 @@ def _prefer_sex_line(fields: CardFields, sex_line: tuple[str, float] | None) -> 
     updated = dict(fields.fields)
     sex = clean_sex(sex_part)
     if sex in ("男", "女") and fields.value("sex") not in ("男", "女"):
-        updated["sex"] = FieldRead(sex, sex_line[0], sex_line[1])
+        updated["sex"] = FieldRead(sex, sex_line[0], min(sex_line[1], _LINE_READ_MAX_CONFIDENCE))
     ethnicity = clean_ethnicity(ethnicity_part) if ethnicity_part else ""
     if ethnicity in ETHNICITIES and fields.value("ethnicity") not in ETHNICITIES:
-        updated["ethnicity"] = FieldRead(ethnicity, sex_line[0], sex_line[1])
+        updated["ethnicity"] = FieldRead(ethnicity, sex_line[0], min(sex_line[1], _LINE_READ_MAX_CONFIDENCE))
     return replace(fields, fields=updated) if updated != dict(fields.fields) else fields
 
 
@@ -359,6 +373,10 @@ def scan(
 
     fields = _prefer_name_line(fields, located.name_line)
     fields = _prefer_sex_line(fields, located.sex_line)
+    if detection.method == "text":
+        # a placement from one text line can put the layout a line off: what it reads may
+        # confirm a claim, never contradict one (the number is held by its check character)
+        fields = _capped(fields, ("name", "sex", "ethnicity", "birth"))
     id_check = validate_id_number(fields.value("id_number"), today=today)
     consistency = cross_check(id_check, fields.birth_date, fields.value("sex") or None)
     match = None
