@@ -126,3 +126,18 @@ def test_a_digit_line_is_told_from_prose_and_from_the_validity_line():
     assert digit_line("2010.01.01-2030.01.01") == "2010010120300101"
     assert digit_line("订单号: 593536956871288723") == ""
     assert digit_line("") == ""
+
+
+def test_a_card_shown_on_a_screen_inside_its_bezel_is_held_for_a_person(engine):
+    card, identity = _flat_card(617)
+    # a photo of the card shown on a phone: the card nearly fills a coloured screen, the
+    # screen sits in its dark bezel, papers around the device
+    screen = np.full((600, 880, 3), (120, 40, 150), np.uint8)
+    screen[48:553, 40:840] = cv2.resize(card, (800, 505), interpolation=cv2.INTER_AREA)
+    frame = np.full((960, 1280, 3), 215, np.uint8)
+    cv2.rectangle(frame, (160, 130), (1120, 830), (35, 35, 35), -1)
+    frame[180:780, 200:1080] = screen
+    result = scan(frame, engine, _claim(identity))
+    assert result.fields is not None and result.fields.value("id_number") == identity.id_number
+    assert result.decision == Decision.REVIEW
+    assert Reason.RECAPTURE_SUSPECTED in result.reasons
