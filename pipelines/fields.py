@@ -180,6 +180,13 @@ def _split_lines(region: np.ndarray, max_lines: int) -> list[np.ndarray]:
     return out
 
 
+# The number's first digit sits 2-3 mm left of the layout box on some renderings and on a
+# card placed a little off (external-eval bdciMT: 11421197503202509 for 511421197503202509);
+# the caption left of it is blue (kept out by the ink mask) or, on a copy, non-digits that
+# clean_id_number drops.
+_EXTRA_LEFT_PX = {"id_number": 30}
+
+
 def field_crops(card: np.ndarray, layout: Layout, names: Sequence[str]) -> dict[str, list[np.ndarray]]:
     """Line crops per field, in reading order (empty list: nothing printed there)."""
     crops: dict[str, list[np.ndarray]] = {}
@@ -189,7 +196,8 @@ def field_crops(card: np.ndarray, layout: Layout, names: Sequence[str]) -> dict[
         # The ink mask keeps blue captions out of the widened box. Only 1 mm up and down:
         # more catches the next line (the name box then read 男民族汉 on specimens).
         x, y, w, h = layout.fields[name]
-        region = crop(card, (x - 6, y, w + 12, h), pad=10)
+        left = _EXTRA_LEFT_PX.get(name, 6)
+        region = crop(card, (x - left, y, w + left + 6, h), pad=10)
         if layout.lines.get(name, 1) > 1:
             crops[name] = _split_lines(region, layout.lines[name])
         else:
