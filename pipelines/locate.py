@@ -95,7 +95,7 @@ def digit_line(raw: str) -> str:
     text = unicodedata.normalize("NFKC", raw).replace(" ", "")
     for caption in (*_CAPTIONS, "有效期限"):
         text = text.replace(caption, "")
-    text = text.lstrip("公民身份证号码:：")
+    text = text.lstrip("公民身份证号码有效期限:：")  # a caption's tail caught at the crop's edge
     if not text or not all(ch.isdigit() or ch in "Xx.-—~" for ch in text):
         return ""
     return "".join(ch for ch in text if ch.isdigit() or ch in "Xx").upper()

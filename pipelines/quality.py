@@ -276,7 +276,9 @@ def assess(
         tilt_deg=round(tilt, 1),
         moire=round(moire_score(frame), 2),
         colour_spread=round(colour_spread(half), 1),
-        in_screen_frame=in_screen_frame(frame, np.array(detection.quad.corners)),
+        # needs the card's true outline: a placement inferred from text lines may be a little
+        # small, and the card around it would look like a screen's margin
+        in_screen_frame=detection.method != "text" and in_screen_frame(frame, np.array(detection.quad.corners)),
     )
     t = thresholds
     reasons: list[Reason] = []

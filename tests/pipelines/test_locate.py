@@ -124,6 +124,7 @@ def test_every_placement_the_finder_returns_as_verified_reads_a_digit_line(engin
 def test_a_digit_line_is_told_from_prose_and_from_the_validity_line():
     assert digit_line("公民身份号码 42010619961223698X") == "42010619961223698X"
     assert digit_line("2010.01.01-2030.01.01") == "2010010120300101"
+    assert digit_line("限2022.04.05-2042.04.05") == "2022040520420405"
     assert digit_line("订单号: 593536956871288723") == ""
     assert digit_line("") == ""
 
