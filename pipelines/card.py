@@ -508,37 +508,6 @@ def find_card(image: np.ndarray, thorough: bool = True, exclude: CardQuad | None
     return whole or CardDetection(None, (w, h), "none", 0.0, False)
 
 
-# The detector reads the number caption and the number as one line on a portrait side:
-# from x = 4.3 to about 82 mm, centred 46 mm down (measured on generated and specimen cards).
-_NUMBER_LINE_MM = {"x0": 4.3, "x1": 81.8, "y": 46.0}
-
-
-def quads_from_number_line(box: np.ndarray) -> list[CardQuad]:
-    """The two card placements (upright, upside down) implied by a detected number line.
-
-    A fallback for cards whose outline cannot be seen (white card on white paper): the
-    number line alone fixes scale, angle and position; perspective is ignored.
-    """
-    box = np.asarray(box, np.float64)
-    along = (box[1] - box[0] + box[2] - box[3]) / 2
-    length = float(np.linalg.norm(along))
-    if length < 1:
-        return []
-    u = along / length
-    v = np.array([-u[1], u[0]])  # 90 degrees clockwise on screen: down the card
-    scale = length / (_NUMBER_LINE_MM["x1"] - _NUMBER_LINE_MM["x0"])
-    centre = box.mean(axis=0)
-    cx = (_NUMBER_LINE_MM["x0"] + _NUMBER_LINE_MM["x1"]) / 2
-    quads = []
-    for sign in (1.0, -1.0):
-        corners = []
-        for x, y in ((0, 0), (CARD_MM[0], 0), CARD_MM, (0, CARD_MM[1])):
-            p = centre + sign * ((x - cx) * scale * u + (y - _NUMBER_LINE_MM["y"]) * scale * v)
-            corners.append((float(p[0]), float(p[1])))
-        quads.append(CardQuad(tuple(corners)))  # type: ignore[arg-type]
-    return quads
-
-
 def snap_to_edges(image: np.ndarray, quad: CardQuad, band: float = 0.06) -> CardQuad:
     """Move each side of an approximately placed quad onto the straight edge right next to it.
 
@@ -595,12 +564,6 @@ def snap_to_edges(image: np.ndarray, quad: CardQuad, band: float = 0.06) -> Card
             return quad
         snapped.append((float(corner[0] / scale), float(corner[1] / scale)))
     return CardQuad(tuple(snapped))  # type: ignore[arg-type]
-
-
-def quad_agreement(image: np.ndarray, quad: CardQuad) -> float:
-    """``layout_agreement`` of the card a quad cuts out of a full-size BGR image."""
-    gray = cv2.cvtColor(rectify(image, quad, _VERIFY_SIZE), cv2.COLOR_BGR2GRAY)
-    return layout_agreement(gray)
 
 
 def rectify(image: np.ndarray, quad: CardQuad, size: tuple[int, int] = CANONICAL_SIZE) -> np.ndarray:

@@ -9,11 +9,12 @@ the number (the back has its 16-digit validity line in the same place). So:
 1. geometric candidates, loosely gated, are tried most card-like first: each is turned
    upright and its number region read; the first that reads as a digit line is the card
    (the common photo: one classifier call and one recognition);
-2. otherwise the PP-OCR text detector runs on a small copy of the whole frame (the learned
+2. then the frame itself, when card-shaped (a flat crop uploaded from an album);
+3. otherwise the PP-OCR text detector runs on a small copy of the whole frame (the learned
    detector does not care about background, rotation or occlusion); each long line that
    reads as digits places the card through the layout, in either reading direction; the
-   placement is snapped to the card's own edges and verified the same way;
-Between the two, the frame itself is tried as the card (a flat crop uploaded from an album).
+   placement is snapped to the card's own edges and verified the same way, and among
+   several the one with a valid number and a name where the layout puts it wins.
 
 Nothing here decides anything about the applicant; a placement that is found but does not
 read is returned as ``unverified`` so the quality check can still say *why* (blur, glare).
