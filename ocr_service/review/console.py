@@ -345,6 +345,15 @@ def case_image(
     return _finish(request, Response(data, media_type=content_type, headers=_NO_STORE))
 
 
+@router.get("/cases/{case_id}/images/{image_id}/card")
+def case_card_image(
+    request: Request, case_id: str, image_id: str, reviewer: CurrentReviewer, session: SessionDep
+) -> Response:
+    """The straightened card the scan computed (the case page's default view; the raw photo is one click away)."""
+    data, content_type = service.view_card_image(session, case_id, image_id, reviewer, request.app.state.settings)
+    return _finish(request, Response(data, media_type=content_type, headers=_NO_STORE))
+
+
 @router.post("/cases/{case_id}/lease")
 def renew_lease(request: Request, case_id: str, reviewer: CurrentReviewer, session: SessionDep) -> Response:
     _check_csrf(request, request.headers.get("X-CSRF-Token"))

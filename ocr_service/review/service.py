@@ -441,6 +441,7 @@ class ImageView:
     side: str
     content_type: str
     purged: bool
+    has_card: bool = False  # a scan found the card: the straightened card is served (``card_image``)
 
 
 @dataclass(frozen=True)
@@ -503,8 +504,11 @@ def case_view(session: Session, case_id: str, reviewer: Reviewer | str) -> CaseV
         for image in session.scalars(select(StoredImage).where(StoredImage.verification_id == verification.id))
     }
     sides = {attempt.image_id: attempt.side.value for attempt in attempts}
+    with_card = {attempt.image_id for attempt in attempts if _stored_corners(attempt)}
     images = [
-        ImageView(image.id, sides.get(image.id, "front"), image.content_type, image.blob_id is None)
+        ImageView(
+            image.id, sides.get(image.id, "front"), image.content_type, image.blob_id is None, image.id in with_card
+        )
         for image in sorted(images_by_id.values(), key=lambda i: i.created_at)
     ]
     attempt_views = []
@@ -594,19 +598,72 @@ def _overridden_checks(case: ReviewCase, verification: Verification, attempts, p
     return sorted(code for code in seen if code in OVERRIDDEN_CHECKS)
 
 
-def view_image(session: Session, case_id: str, image_id: str, reviewer: Reviewer | str) -> tuple[bytes, str]:
-    """The decrypted photo for the reviewer who may see the case; every view is audited (and committed)."""
-    actor = actor_of(reviewer)
-    case = _viewable(session, case_id, actor)
+def _stored_corners(attempt: Attempt) -> list[list[float]] | None:
+    """The card's corners the scan stored (frame pixels, clockwise from the card's own top-left)."""
+    corners = ((attempt.result or {}).get("card") or {}).get("corners")
+    return corners if corners and len(corners) == 4 else None
+
+
+def _viewable_image(session: Session, case: ReviewCase, image_id: str) -> StoredImage:
     image = session.get(StoredImage, image_id)
     if image is None or image.verification_id != case.verification_id:
         raise not_found("image")
     if image.blob_id is None:
         raise ApiError("image_purged", 410, "the image was purged", "图片已按保存期限删除")
+    return image
+
+
+def view_image(session: Session, case_id: str, image_id: str, reviewer: Reviewer | str) -> tuple[bytes, str]:
+    """The decrypted photo for the reviewer who may see the case; every view is audited (and committed)."""
+    actor = actor_of(reviewer)
+    case = _viewable(session, case_id, actor)
+    image = _viewable_image(session, case, image_id)
     data = verification_service.image_bytes(image)
     append_audit(session, actor, "view_image", case, details={"image_id": image.id})
     session.commit()
     return data, image.content_type
+
+
+def view_card_image(
+    session: Session, case_id: str, image_id: str, reviewer: Reviewer | str, settings: Settings | None = None
+) -> tuple[bytes, str]:
+    """The straightened card (856x540 JPEG) the scan of this photo found; audited like the photo.
+
+    The photo is decoded as the scan decoded it (same limits, EXIF orientation applied), so the
+    stored corners land on the same pixels; 404 ``card_not_found`` when no scan found a card.
+    """
+    import cv2
+
+    from pipelines.card import CardQuad, rectify
+    from pipelines.decode import decode_image
+
+    settings = settings or get_settings()
+    actor = actor_of(reviewer)
+    case = _viewable(session, case_id, actor)
+    image = _viewable_image(session, case, image_id)
+    corners = next(
+        (
+            c
+            for c in map(
+                _stored_corners,
+                session.scalars(
+                    select(Attempt).where(Attempt.image_id == image.id).order_by(Attempt.created_at.desc())
+                ),
+            )
+            if c
+        ),
+        None,
+    )
+    if corners is None:
+        raise ApiError("card_not_found", 404, "no scan found the card on this photo", "未识别到证件位置，请查看原图")
+    frame = decode_image(verification_service.image_bytes(image), settings.decode_limits()).image
+    card = rectify(frame, CardQuad(tuple((float(x), float(y)) for x, y in corners)))
+    ok, encoded = cv2.imencode(".jpg", card, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise ApiError("image_encode_failed", 500, "the card image could not be encoded", "证件图片生成失败")
+    append_audit(session, actor, "view_image", case, details={"image_id": image.id, "view": "card"})
+    session.commit()
+    return encoded.tobytes(), "image/jpeg"
 
 
 def read_case_mrz(session: Session, case_id: str, reviewer: Reviewer | str) -> list[dict[str, Any]]:

@@ -397,3 +397,59 @@ def test_pages_speak_chinese_with_local_times_and_named_actors(console):
     from zoneinfo import ZoneInfo
 
     assert created.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d %H:%M") in text_
+
+
+def test_the_case_page_shows_the_straightened_card_by_default_with_the_raw_photo_one_click_away(console):
+    import cv2
+    import numpy as np
+
+    from tests.ocr_service.api_harness import claim_of
+
+    # typed with one wrong character: each scan reads the card and rejects; the last failed attempt goes to a person
+    claim = claim_of(CLEAN)
+    claim["name"] = claim["name"][:-1] + ("甲" if claim["name"][-1] != "甲" else "乙")
+    created = console.api("POST", "/v1/verifications", "client", json={"subject_id": "s-card", "claim": claim})
+    verification_id = created.json()["id"]
+    for _ in range(console.app.state.settings.max_failed_attempts):
+        uploaded = console.api(
+            "POST",
+            f"/v1/verifications/{verification_id}/images",
+            "client",
+            files={"image": ("p.jpg", photo(CLEAN), "image/jpeg")},
+            data={"side": "front"},
+        )
+        if uploaded.json()["status"] != "retake":
+            break
+    assert uploaded.json()["status"] == "in_review", uploaded.text
+    console.sign_in()
+    case_url = console.client.post("/review/claim", data={"csrf": console.csrf()}, follow_redirects=False).headers[
+        "location"
+    ]
+    page = console.client.get(case_url)
+    card_url = re.search(r'class="doc-image"[^>]*src="(/review/cases/[^"]+/images/[^"/]+/card)"', page.text).group(1)
+    raw_url = card_url.removesuffix("/card")
+    assert f'data-raw-src="{raw_url}"' in page.text and "查看原图" in page.text
+    card = console.client.get(card_url)
+    assert card.status_code == 200 and card.headers["content-type"] == "image/jpeg"
+    assert "no-store" in card.headers["cache-control"]
+    decoded = cv2.imdecode(np.frombuffer(card.content, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape[:2] == (540, 856)
+    assert console.client.get(raw_url).content == photo(CLEAN)
+    # every view of the card is audited like a view of the photo; another reviewer sees neither
+    console.client.cookies.clear()
+    console.sign_in("root")
+    assert console.client.get(card_url).status_code == 409
+    audit = console.client.get("/review/admin/audit").text
+    assert audit.count("view_image") >= 2 or audit.count("查看") >= 2
+
+
+def test_a_photo_without_a_found_card_is_shown_as_uploaded(console):
+    console.manual_case()
+    console.sign_in()
+    case_url = console.client.post("/review/claim", data={"csrf": console.csrf()}, follow_redirects=False).headers[
+        "location"
+    ]
+    page = console.client.get(case_url)
+    assert "data-card-src" not in page.text and 'data-act="toggle-raw" title' not in page.text
+    image_id = re.search(r'src="/review/cases/[^"]+/images/([^"/]+)"', page.text).group(1)
+    assert console.client.get(f"{case_url}/images/{image_id}/card").status_code == 404
