@@ -125,6 +125,10 @@ def _number_evidence(digits: str) -> int:
     return 1 if len(digits) in (17, 18) else 0
 
 
+def _reads_front(located: LocatedCard) -> bool:
+    return located.number_read is not None and len(located.number_read[0]) in (17, 18)
+
+
 def orient(image: np.ndarray, quad: CardQuad, engine: OcrEngine) -> tuple[CardQuad, np.ndarray, float]:
     """Choose between the two landscape readings of a quad (0 or 180 degrees).
 
@@ -335,21 +339,23 @@ def locate_card(image: np.ndarray, engine: OcrEngine, use_text_detector: bool = 
     caller can still judge the capture; ``None`` when there is no card-shaped thing at all.
     """
     h, w = image.shape[:2]
+    # A copy or a mock-up can show both sides: a back (its 16-digit validity line) is kept
+    # while the search goes on for a front (17-18 digits), which the scan prefers.
+    back: LocatedCard | None = None
     candidates = card_candidates(image, _CANDIDATE_MIN_AGREEMENT, limit=_MAX_GEOMETRIC_TRIES)
-    for detection in candidates:
+    whole = full_frame_detection((w, h))  # a flat crop (an album upload): the frame's edges are the card's
+    for detection in [*candidates, *([whole] if whole is not None else [])]:
         located = _verified(image, detection, engine)
         if located is not None:
-            return located
-    # a flat crop (an album upload of the card alone): its edges are the frame's, exactly
-    whole = full_frame_detection((w, h))
-    if whole is not None:
-        located = _verified(image, whole, engine)
-        if located is not None:
-            return located
+            if _reads_front(located):
+                return located
+            back = back or located
     if use_text_detector and hasattr(engine, "detect_lines"):
         located = locate_by_text(image, engine)
-        if located is not None:
+        if located is not None and (back is None or _reads_front(located)):
             return located
+    if back is not None:
+        return back
     # Nothing reads: the strict geometric finder's outline (a card-like print layout, or the
     # frame) still lets the quality check say what is wrong with the capture.
     fallback = find_card(image)
