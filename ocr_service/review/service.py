@@ -519,7 +519,8 @@ def case_view(session: Session, case_id: str, reviewer: Reviewer | str) -> CaseV
                 created_at=attempt.created_at,
                 side=attempt.side.value,
                 status=attempt.status.value,
-                decision=attempt.decision.value if attempt.decision else None,
+                # a scan for the reviewer (the photo went to review on upload) decided nothing: what it said
+                decision=attempt.decision.value if attempt.decision else result.get("decision"),
                 reasons=[(code, MESSAGES.get(code, (code, code))[0]) for code in attempt.reasons or []],
                 fields=dict(result.get("fields") or {}),
                 confidence=dict(result.get("confidence") or {}),

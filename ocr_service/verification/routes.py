@@ -160,12 +160,12 @@ async def upload_image(
                 "系统繁忙，照片已保存，请稍后查看结果",
                 {"verification_id": ticket.verification_id, "attempt_id": ticket.attempt_id},
             ) from None
-    if ticket.reads_mrz:
+    if ticket.in_background:
         # stored as queued if the broker is down: the stale sweep submits it; the reviewer's aid comes later
         with contextlib.suppress(dispatch.BrokerUnavailable):
             await run_in_threadpool(dispatch.submit, ticket.attempt_id, settings)
     status_url = str(request.url_for("get_verification", verification_id=ticket.verification_id).path)
-    finished = ticket.reads_mrz or await service.await_attempt(
+    finished = ticket.in_background or await service.await_attempt(
         ticket.attempt_id, settings.result_wait_seconds, request.app.state.db
     )
     if not finished:

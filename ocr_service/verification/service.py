@@ -391,6 +391,12 @@ class UploadTicket:
     needs_scan: bool  # an automatic scan: the upload waits for its decision
     replayed: bool
     reads_mrz: bool = False  # a passport/permit photo: its zone is read in the background, not waited for
+    scans_for_review: bool = False  # a resident ID photo going to a person: scanned in the background, decides nothing
+
+    @property
+    def in_background(self) -> bool:
+        """Submitted for the worker but not waited for: the case is already with a reviewer."""
+        return self.reads_mrz or self.scans_for_review
 
 
 def _request_hash(verification_id: str, side: ImageSide, digest: str) -> str:
@@ -470,6 +476,13 @@ def submit_image(
 
     # a passport or permit photo is read for its zone like a scan is run: queued, in the background
     reads_mrz = to != S.PROCESSING and verification.document_type in MRZ_DOCUMENTS
+    # A resident ID portrait photo going to a person (manual method, attempts used up, or a new photo
+    # after a reviewer asked for one) is scanned like any upload, so the reviewer sees what the
+    # machine read and where the card is; the case is already in review, so the scan decides nothing.
+    scans_for_review = (
+        to != S.PROCESSING and verification.document_type == DocumentType.RESIDENT_ID and side == ImageSide.FRONT
+    )
+    queued = to == S.PROCESSING or reads_mrz or scans_for_review
     blobs = get_blob_store()
     blob_id = blobs.put(data, _image_aad(verification.id))
     try:
@@ -486,12 +499,12 @@ def submit_image(
             verification_id=verification.id,
             image_id=image.id,
             side=side,
-            # a photo for a reviewer is not scanned: its attempt is done on arrival, with no decision
-            # (unless its machine-readable zone is to be read)
-            status=AttemptStatus.QUEUED if to == S.PROCESSING or reads_mrz else AttemptStatus.DONE,
+            # a photo for a reviewer that nothing reads (a back side, a document without a zone)
+            # is done on arrival, with no decision
+            status=AttemptStatus.QUEUED if queued else AttemptStatus.DONE,
             reasons=[],
             idempotency_key=idempotency_key,
-            finished_at=None if to == S.PROCESSING or reads_mrz else utcnow(),
+            finished_at=None if queued else utcnow(),
         )
         session.add_all([image, attempt])
         # flushed first: the unit of work does not order idempotency_records after attempts
@@ -546,7 +559,14 @@ def submit_image(
         scan=to == S.PROCESSING,
         status=verification.status.value,
     )
-    return UploadTicket(verification.id, attempt.id, needs_scan=to == S.PROCESSING, replayed=False, reads_mrz=reads_mrz)
+    return UploadTicket(
+        verification.id,
+        attempt.id,
+        needs_scan=to == S.PROCESSING,
+        replayed=False,
+        reads_mrz=reads_mrz,
+        scans_for_review=scans_for_review,
+    )
 
 
 def upload_view(session: Session, ticket: UploadTicket, settings: Settings, status_url: str) -> UploadOut:
@@ -791,6 +811,10 @@ def _record(session: Session, attempt: Attempt, outcome: _ScanOutcome, settings:
     if outcome.result is None:
         attempt.status = AttemptStatus.FAILED
         attempt.reasons = [CaseReason.SCAN_FAILED.value]
+        if verification.status != S.PROCESSING:
+            # a scan for a reviewer (the case is already in review) or a late one: the case keeps its reason
+            log.warning("scan_failed", attempt_id=attempt.id, error=outcome.error)
+            return
         verification.review_reason = CaseReason.SCAN_FAILED.value
         verification.decision_reasons = [CaseReason.SCAN_FAILED.value]
         if verification.status == S.PROCESSING:
@@ -804,8 +828,11 @@ def _record(session: Session, attempt: Attempt, outcome: _ScanOutcome, settings:
     decision = result.decision
     reasons = [r.value for r in result.reasons]
     read_number = result.fields.value("id_number") if result.fields is not None else ""
+    # a scan the case is not waiting for (see below) is a reviewer's aid: its decision stays in the
+    # stored result only, so it neither counts as a failed attempt nor reads as the case's answer
+    waited_for = verification.status == S.PROCESSING
     attempt.status = AttemptStatus.DONE
-    attempt.decision = decision
+    attempt.decision = decision if waited_for else None
     attempt.reasons = reasons
     attempt.result = scan_result_json(result, full_id_number=False)
     attempt.read_number_enc = get_cipher().encrypt_text(read_number, _read_aad(attempt.id)) if read_number else None
@@ -820,9 +847,9 @@ def _record(session: Session, attempt: Attempt, outcome: _ScanOutcome, settings:
         reasons=reasons,
         total_ms=result.timings_ms.get("total"),
     )
-    if verification.status != S.PROCESSING:
-        # The case moved on without this scan (cannot happen through the API; kept safe for
-        # reviewer actions racing a redelivered task): record the attempt, leave the case.
+    if not waited_for:
+        # A scan for a reviewer (the photo went to review on upload), or the case moved on without
+        # this scan (a reviewer action racing a redelivered task): record the attempt, leave the case.
         return
 
     if decision == Decision.ACCEPT:

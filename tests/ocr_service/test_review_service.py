@@ -31,7 +31,7 @@ from ocr_service.verification.models import (
     VerifiedIdentity,
 )
 from ocr_service.verification.schemas import VerificationCreate
-from tests.ocr_service.api_harness import CLEAN, photo, service_runtime
+from tests.ocr_service.api_harness import CLEAN, claim_of, photo, service_runtime
 from tests.ocr_service.conftest import add_verification
 
 PASSPORT_NUMBER = "E12345678"
@@ -695,3 +695,42 @@ def test_a_passport_zone_is_read_once_at_upload_and_the_case_page_only_shows_wha
             zones = review.read_case_mrz(session, case.id, "reviewer:a")
             assert [zone["valid"] for zone in zones] == [True]
     assert len(reads) == 1
+
+
+# --- new photos after "request new images" (issue 10, problem 9) -------------------------------------------
+
+
+def test_a_photo_sent_after_a_reviewer_asked_for_new_images_is_scanned_and_the_reviewer_sees_the_read(
+    service_runtime,
+):
+    from ocr_service.verification.models import Attempt, AttemptStatus
+
+    claim = claim_from(CLEAN)
+    claim["name"] = claim["name"][:-1] + ("甲" if claim["name"][-1] != "甲" else "乙")
+    verification_id = scanned_case(service_runtime, claim, [CLEAN])  # attempts used up: in review
+    settings = service_runtime.settings.model_copy(update={"max_failed_attempts": 1})
+    with service_runtime.session() as session:
+        case = review.claim_next_case(session, "reviewer:a", settings=settings)
+        review.retake_case(session, case.id, "reviewer:a", "new_images_unclear")
+        client = service_runtime.client_key(session)
+        failed_before = service.failed_attempts(session, client.id, "subject-1")
+        ticket = service.submit_image(session, client, verification_id, ImageSide.FRONT, photo(CLEAN), None, settings)
+    # the attempts are used up, so the photo goes straight back to a person, and is scanned for them
+    assert ticket.scans_for_review and not ticket.needs_scan
+    service.process_attempt(ticket.attempt_id)
+    with service_runtime.session() as session:
+        verification = session.get(Verification, verification_id)
+        assert verification.status == VerificationStatus.IN_REVIEW
+        attempt = session.get(Attempt, ticket.attempt_id)
+        assert attempt.status == AttemptStatus.DONE and attempt.result["card"]["corners"]
+        # the scan decided nothing: no failed attempt more, the case did not move
+        assert attempt.decision is None
+        assert service.failed_attempts(session, service_runtime.client_key_id, "subject-1") == failed_before
+        case = review.claim_next_case(session, "reviewer:b", settings=settings)
+        assert case is not None and case.verification_id == verification_id
+        view = review.case_view(session, case.id, "reviewer:b")
+        latest = view.attempts[-1]
+        assert latest.fields.get("name") == claim_of(CLEAN)["name"]
+        assert latest.read_number == claim_of(CLEAN)["document_number"]
+        assert latest.decision == "reject" and "name_mismatch" in [code for code, _ in latest.reasons]
+        assert [image.has_card for image in view.images] == [True, True]
