@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # A case a reviewer releases is not handed back to that same reviewer for this long: "Release"
     # then "Take next" must move on. Other reviewers may claim it at once. One lease's length.
     review_release_cooldown_minutes: int = Field(15, ge=0, le=24 * 60)
+    # An admin's assignment of a case to a named reviewer holds this long (a working shift), so a
+    # case assigned to someone who is away goes back to everyone instead of waiting for them.
+    review_assignment_hours: int = Field(8, ge=1, le=7 * 24)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -282,6 +282,10 @@ def queue_page(
         done=done,
         now=utcnow(),
         awaiting=[r for r in view.rows if r.case.status == CaseStatus.AWAITING_CONFIRMATION],
+        # admins assign waiting cases to a named reviewer from the queue
+        assignees=[r for r in service.list_reviewers(session) if r.active]
+        if reviewer.role == ReviewerRole.ADMIN
+        else [],
     )
 
 
@@ -456,6 +460,21 @@ def retake(
 
 
 # --- admin -------------------------------------------------------------------------------------------------
+
+
+@router.post("/cases/{case_id}/assign")
+def assign(
+    request: Request,
+    case_id: str,
+    admin: CurrentAdmin,
+    session: SessionDep,
+    csrf: Csrf,
+    reviewer: Annotated[str, Form()] = "",
+) -> Response:
+    """Assign a waiting case to a named reviewer (an empty name ends the assignment)."""
+    _check_csrf(request, csrf)
+    service.assign_case(session, case_id, reviewer or None, admin, request.app.state.settings)
+    return _redirect(request, f"/review/queue?done={'assigned' if reviewer else 'unassigned'}")
 
 
 @router.get("/admin/reviewers")

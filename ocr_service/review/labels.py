@@ -87,6 +87,8 @@ ACTION = {
     "retake": "要求重新上传",
     "correction": "更正字段",
     "view_image": "查看照片",
+    "assign": "指派",
+    "unassign": "取消指派",
     "read_mrz": "读取机读码",
     "create_reviewer": "创建账号",
     "activate_reviewer": "启用账号",

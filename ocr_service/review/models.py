@@ -92,6 +92,11 @@ class ReviewCase(Base):
     # who gave the case back last and when: claim_next_case does not hand it straight back to them
     released_by: Mapped[str | None] = mapped_column(String(200))
     released_at: Mapped[datetime | None]
+    # an admin's assignment to a named reviewer ("reviewer:<username>"): until assigned_until only
+    # that reviewer may claim the case, and their "take next" hands it out before older cases
+    assigned_to: Mapped[str | None] = mapped_column(String(200))
+    assigned_by: Mapped[str | None] = mapped_column(String(200))
+    assigned_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # approve | reject | retake | withdrawn (the applicant withdrew while it waited)
     decision: Mapped[str | None] = mapped_column(String(32))

@@ -38,6 +38,8 @@ class CaseOut(BaseModel):
     created_at: datetime
     decision: str | None = None
     decision_reason: str | None = None
+    assigned_to: str | None = Field(None, description="reviewer:<username> an admin assigned the case to")
+    assigned_until: datetime | None = Field(None, description="until then only the assignee may claim the case")
 
     @classmethod
     def of(cls, case: ReviewCase) -> CaseOut:
@@ -52,6 +54,8 @@ class CaseOut(BaseModel):
             created_at=case.created_at,
             decision=case.decision,
             decision_reason=case.decision_reason,
+            assigned_to=case.assigned_to,
+            assigned_until=case.assigned_until,
         )
 
 
@@ -96,6 +100,10 @@ class RejectIn(BaseModel):
 
 class RetakeIn(BaseModel):
     reason: str = Field(examples=["new_images_unclear"])
+
+
+class AssignIn(BaseModel):
+    reviewer: str | None = Field(description="the reviewer's username; null ends the assignment", examples=["alice"])
 
 
 class DecisionOut(BaseModel):
@@ -220,6 +228,15 @@ def reject(case_id: str, body: RejectIn, key: ReviewerKey, session: SessionDep) 
 def retake(case_id: str, body: RetakeIn, key: ReviewerKey, session: SessionDep) -> DecisionOut:
     outcome = service.retake_case(session, case_id, _actor(key), body.reason)
     return DecisionOut(case=CaseOut.of(outcome.case), verification_status=outcome.verification_status)
+
+
+@router.post(
+    "/cases/{case_id}/assign",
+    response_model=CaseOut,
+    summary="Admin: assign a waiting case to a named reviewer (who gets it first; others cannot claim it)",
+)
+def assign(request: Request, case_id: str, body: AssignIn, key: AdminKey, session: SessionDep) -> CaseOut:
+    return CaseOut.of(service.assign_case(session, case_id, body.reviewer, _actor(key), request.app.state.settings))
 
 
 @router.get("/stats", response_model=StatsOut, summary="Queue size, age p50/p95, decisions per reviewer per day")

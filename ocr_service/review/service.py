@@ -30,6 +30,7 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
 from ocr_service.config import Settings, get_settings
@@ -221,6 +222,15 @@ def _claimable(now: datetime):
     )
 
 
+def _open_to(actor: str, now: datetime):
+    """Not kept for another reviewer by a live assignment."""
+    return or_(ReviewCase.assigned_to.is_(None), ReviewCase.assigned_to == actor, ReviewCase.assigned_until < now)
+
+
+def _assigned_to(actor: str, now: datetime):
+    return and_(ReviewCase.assigned_to == actor, ReviewCase.assigned_until >= now)
+
+
 def claim_next_case(
     session: Session,
     reviewer: Reviewer | str,
@@ -231,7 +241,9 @@ def claim_next_case(
 ) -> ReviewCase | None:
     """Claim the oldest claimable case (open, released, or its lease ran out) for ``reviewer``; commits.
 
-    None when nothing is claimable. Never hands one case to two reviewers (see the module doc).
+    Cases an admin assigned to this reviewer come first; cases assigned to someone else are
+    skipped while the assignment holds. None when nothing is claimable. Never hands one case
+    to two reviewers (see the module doc).
     """
     settings = settings or get_settings()
     actor = actor_of(reviewer)
@@ -239,11 +251,14 @@ def claim_next_case(
     now = utcnow()
     # not straight back to the reviewer who just released it
     cooled = now - timedelta(minutes=settings.review_release_cooldown_minutes)
+    mine = _assigned_to(actor, now)
     not_just_released = or_(
-        ReviewCase.released_by.is_(None), ReviewCase.released_by != actor, ReviewCase.released_at < cooled
+        ReviewCase.released_by.is_(None), ReviewCase.released_by != actor, ReviewCase.released_at < cooled, mine
     )
     query = (
-        select(ReviewCase.id).where(_claimable(now), not_just_released).order_by(ReviewCase.created_at, ReviewCase.id)
+        select(ReviewCase.id)
+        .where(_claimable(now), _open_to(actor, now), not_just_released)
+        .order_by(sql_case((mine, 0), else_=1), ReviewCase.created_at, ReviewCase.id)
     )
     if origin or document_type:
         query = query.join(Verification, Verification.id == ReviewCase.verification_id)
@@ -269,7 +284,7 @@ def claim_next_case(
         for case_id in candidates:
             taken = session.execute(
                 update(ReviewCase)
-                .where(ReviewCase.id == case_id, _claimable(now))
+                .where(ReviewCase.id == case_id, _claimable(now), _open_to(actor, now))
                 .values(status=CaseStatus.CLAIMED, claimed_by=actor, lease_expires_at=now + lease)
                 .execution_options(synchronize_session=False)
             ).rowcount
@@ -277,6 +292,7 @@ def claim_next_case(
                 case = session.get(ReviewCase, case_id)
                 assert case is not None
                 session.refresh(case)
+                _end_lapsed_assignment(case, actor)
                 append_audit(session, actor, "claim", case)
                 session.commit()
                 return case
@@ -288,7 +304,76 @@ def _take(session: Session, case: ReviewCase, actor: str, now: datetime, lease: 
     case.status = CaseStatus.CLAIMED
     case.claimed_by = actor
     case.lease_expires_at = now + lease
+    _end_lapsed_assignment(case, actor)
     append_audit(session, actor, "claim", case, details={"lease_expired_for": previous} if previous else None)
+    session.commit()
+    return case
+
+
+def _end_lapsed_assignment(case: ReviewCase, actor: str) -> None:
+    """Claimed by someone other than the assignee (the assignment ran out): it is over."""
+    if case.assigned_to is not None and case.assigned_to != actor:
+        _clear_assignment(case)
+
+
+def _clear_assignment(case: ReviewCase) -> None:
+    case.assigned_to = None
+    case.assigned_by = None
+    case.assigned_until = None
+
+
+def assign_case(
+    session: Session, case_id: str, username: str | None, admin: Reviewer | str, settings: Settings | None = None
+) -> ReviewCase:
+    """An admin assigns a waiting case to the reviewer ``username``, or ends its assignment (``None``); commits.
+
+    The assignment is a reservation for ``review_assignment_hours``: only the assignee may claim
+    the case meanwhile, and their "take next" gives it before older cases. Once they claim it
+    the lease governs as for any case; if their lease runs out it waits for them again. Only a
+    waiting case (open, released, or on a lease that ran out) can be assigned: the same
+    conditional UPDATE as a claim, so an assignment never lands on a case someone just claimed.
+    """
+    settings = settings or get_settings()
+    actor = actor_of(admin)
+    now = utcnow()
+    assignee = None
+    if username and username.strip():
+        assignee = session.scalar(select(Reviewer).where(Reviewer.username == username.strip().lower()))
+        if assignee is None or not assignee.active:
+            raise ApiError(
+                "reviewer_not_found", 404, "no active reviewer with this username", "没有该审核员，或其账号已停用"
+            )
+    previous = session.scalar(select(ReviewCase.assigned_to).where(ReviewCase.id == case_id))
+    until = now + timedelta(hours=settings.review_assignment_hours) if assignee else None
+    moved = session.execute(
+        update(ReviewCase)
+        .where(ReviewCase.id == case_id, _claimable(now))
+        .values(
+            assigned_to=assignee.actor if assignee else None,
+            assigned_by=actor if assignee else None,
+            assigned_until=until,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    case = session.get(ReviewCase, case_id)
+    if case is None:
+        session.rollback()
+        raise not_found("review case")
+    session.refresh(case)
+    if not moved:
+        session.rollback()
+        raise ApiError(
+            "case_not_waiting",
+            409,
+            "only a waiting case can be assigned (it is held, waiting for confirmation or decided)",
+            "只能指派等待领取的案件（该案件正在审核、待复核或已处理）",
+            {"status": case.status.value},
+        )
+    if assignee is not None:
+        details = {"reviewer": assignee.username, "until": until.isoformat(), "previous": previous}
+        append_audit(session, actor, "assign", case, details=details)
+    else:
+        append_audit(session, actor, "unassign", case, details={"previous": previous})
     session.commit()
     return case
 
@@ -410,6 +495,7 @@ def release_case(session: Session, case_id: str, reviewer: Reviewer | str) -> Re
     case.lease_expires_at = None
     case.released_by = actor
     case.released_at = utcnow()
+    _clear_assignment(case)  # the assignee gave it back: it is everyone's again
     append_audit(session, actor, "release", case)
     session.commit()
     return case
@@ -876,6 +962,7 @@ def _decide(case: ReviewCase, actor: str, decision: str, reason: str | None = No
     case.decided_at = utcnow()
     case.claimed_by = None
     case.lease_expires_at = None
+    _clear_assignment(case)
 
 
 def _reviewed_identity(identity: dict[str, str]) -> verification_service.ReviewedIdentity:

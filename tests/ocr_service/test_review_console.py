@@ -453,3 +453,48 @@ def test_a_photo_without_a_found_card_is_shown_as_uploaded(console):
     assert "data-card-src" not in page.text and 'data-act="toggle-raw" title' not in page.text
     image_id = re.search(r'src="/review/cases/[^"]+/images/([^"/]+)"', page.text).group(1)
     assert console.client.get(f"{case_url}/images/{image_id}/card").status_code == 404
+
+
+def test_an_admin_assigns_a_waiting_case_to_a_named_reviewer_from_the_queue_and_over_the_json_api(console):
+    from ocr_service.auth import create_api_key
+
+    older = console.manual_case("subject-1")
+    assigned = console.manual_case("subject-2")
+    console.sign_in("root")
+    queue = console.client.get("/review/queue").text
+    assert len(re.findall(r'action="/review/cases/[0-9a-f-]+/assign"', queue)) == 2  # a form per waiting case
+    rows = console.api("GET", "/v1/review/cases", "reviewer").json()["cases"]
+    case_id = next(c["id"] for c in rows if c["verification_id"] == assigned)
+    answer = console.client.post(
+        f"/review/cases/{case_id}/assign", data={"csrf": console.csrf(), "reviewer": "alice"}, follow_redirects=False
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/review/queue?done=assigned"
+    queue = console.client.get("/review/queue?done=assigned").text
+    assert "已指派" in queue and "指派给 审核员 alice" in queue
+    # the assignee's "take next" gives the newer, assigned case first
+    console.client.cookies.clear()
+    console.sign_in("alice")
+    queue = console.client.get("/review/queue").text
+    assert f"/review/cases/{case_id}/assign" not in queue  # reviewers see the assignment, not the form
+    claimed = console.client.post("/review/claim", data={"csrf": console.csrf()}, follow_redirects=False)
+    assert claimed.headers["location"] == f"/review/cases/{case_id}"
+    # a reviewer cannot assign; the JSON API takes an admin key
+    refused = console.client.post(f"/review/cases/{case_id}/assign", data={"csrf": console.csrf(), "reviewer": ""})
+    assert refused.status_code == 403 and "无权访问" in refused.text
+    with console.app.state.db.session_scope() as session:
+        _key, console.secrets["admin"] = create_api_key(session, "ops", ["admin"])
+    other = next(c["id"] for c in rows if c["verification_id"] == older)
+    assert (
+        console.api("POST", f"/v1/review/cases/{other}/assign", "reviewer", json={"reviewer": "root"}).status_code
+        == 403
+    )
+    given = console.api("POST", f"/v1/review/cases/{other}/assign", "admin", json={"reviewer": "root"})
+    assert given.status_code == 200 and given.json()["assigned_to"] == "reviewer:root"
+    taken = console.api("POST", "/v1/review/cases/claim", "reviewer").json()
+    assert taken["case"] is None  # the reviewer key may not claim a case kept for root
+    held = console.api("POST", f"/v1/review/cases/{case_id}/assign", "admin", json={"reviewer": "root"})
+    assert held.status_code == 409 and held.json()["error"]["code"] == "case_not_waiting"
+    console.client.cookies.clear()
+    console.sign_in("root")
+    audit = console.client.get("/review/admin/audit").text
+    assert audit.count("指派") >= 2

@@ -734,3 +734,65 @@ def test_a_photo_sent_after_a_reviewer_asked_for_new_images_is_scanned_and_the_r
         assert latest.read_number == claim_of(CLEAN)["document_number"]
         assert latest.decision == "reject" and "name_mismatch" in [code for code, _ in latest.reasons]
         assert [image.has_card for image in view.images] == [True, True]
+
+
+# --- assignment to a named reviewer (issue 10) ---------------------------------------------------------------
+
+
+def reviewers(runtime, *names: str) -> None:
+    with runtime.session() as session:
+        for name in names:
+            review.create_reviewer(session, name, "long enough password", "admin" if name == "root" else "reviewer")
+        session.commit()
+
+
+def test_an_assigned_case_goes_to_its_reviewer_first_and_to_no_one_else_while_the_assignment_holds(service_runtime):
+    reviewers(service_runtime, "root", "bob", "carol")
+    ids = bare_cases(service_runtime, 4)
+    settings = service_runtime.settings
+    with service_runtime.session() as session:
+        assigned = review.assign_case(session, ids[2], "bob", "reviewer:root", settings)
+        assert assigned.assigned_to == "reviewer:bob" and assigned.assigned_until > utcnow()
+        # bob's "take next" gives the case assigned to him before the older ones
+        assert review.claim_next_case(session, "reviewer:bob", settings=settings).id == ids[2]
+        review.assign_case(session, ids[3], "Bob", "reviewer:root", settings)
+        taken = [review.claim_next_case(session, "reviewer:carol", settings=settings) for _ in range(3)]
+        assert [c.id if c else None for c in taken] == [ids[0], ids[1], None]
+        entries = [e for e in review.audit_entries(session) if e.action == "assign"]
+        assert {(e.case_id, e.actor, e.details["reviewer"]) for e in entries} == {
+            (ids[2], "reviewer:root", "bob"),
+            (ids[3], "reviewer:root", "bob"),
+        }
+        assert review.verify_audit_chain(session).ok
+
+
+def test_an_assignment_that_ran_out_or_was_ended_leaves_the_case_to_everyone(service_runtime):
+    reviewers(service_runtime, "root", "bob")
+    ids = bare_cases(service_runtime, 2)
+    settings = service_runtime.settings
+    with service_runtime.session() as session:
+        review.assign_case(session, ids[0], "bob", "reviewer:root", settings)
+        review.assign_case(session, ids[1], "bob", "reviewer:root", settings)
+        session.get(ReviewCase, ids[0]).assigned_until = utcnow() - timedelta(seconds=1)
+        session.commit()
+        first = review.claim_next_case(session, "reviewer:carol", settings=settings)
+        assert first.id == ids[0] and first.assigned_to is None
+        assert review.claim_next_case(session, "reviewer:carol", settings=settings) is None
+        review.assign_case(session, ids[1], None, "reviewer:root", settings)
+        assert review.claim_next_case(session, "reviewer:carol", settings=settings).id == ids[1]
+        assert [e.action for e in review.audit_entries(session, case_id=ids[1])][:2] == ["claim", "unassign"]
+
+
+def test_only_a_waiting_case_can_be_assigned_and_only_to_an_active_reviewer(service_runtime):
+    reviewers(service_runtime, "root", "bob")
+    ids = bare_cases(service_runtime, 1)
+    settings = service_runtime.settings
+    with service_runtime.session() as session:
+        with pytest.raises(ApiError) as unknown:
+            review.assign_case(session, ids[0], "nobody", "reviewer:root", settings)
+        assert (unknown.value.status, unknown.value.code) == (404, "reviewer_not_found")
+        review.claim_next_case(session, "reviewer:carol", settings=settings)
+        with pytest.raises(ApiError) as held:
+            review.assign_case(session, ids[0], "bob", "reviewer:root", settings)
+        assert (held.value.status, held.value.code) == (409, "case_not_waiting")
+        assert session.get(ReviewCase, ids[0]).assigned_to is None
