@@ -69,6 +69,9 @@ _CAPTION_SPANS_MM = ((4.1, 78.8, 47.5), (4.3, 81.8, 46.0))
 _CAPTIONS = ("公民身份号码", "公民身份证号码")
 # A number region that reads at least this many digits (and nothing but digits) is a card.
 _MIN_DIGITS = 15
+# Fewer digits than this in the upright read (and a confident classifier): no second read
+# of the region turned round.
+_FLIP_MIN_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -104,14 +107,19 @@ def digit_line(raw: str) -> str:
 
 def _number_read(card: np.ndarray, engine: OcrEngine) -> tuple[str, float]:
     """The digit line in the card's number region ('' when it does not read as one), and its score."""
+    return _region_read(card, engine)[:2]
+
+
+def _region_read(card: np.ndarray, engine: OcrEngine) -> tuple[str, float, int]:
+    """The number region's digit line, the read's score, and how many digits the raw read holds."""
     (read,) = engine.recognize([crop(card, load_layout("front").fields["id_number"], pad=10)])
-    return digit_line(read.text), read.score
+    return digit_line(read.text), read.score, sum(ch.isdigit() for ch in read.text)
 
 
-def _digit_read(card: np.ndarray, engine: OcrEngine) -> tuple[str, float] | None:
-    """The number region's read when it is a digit line of a card, else None."""
-    number, score = _number_read(card, engine)
-    return (number, score) if len(number) >= _MIN_DIGITS else None
+def _digit_read(card: np.ndarray, engine: OcrEngine) -> tuple[tuple[str, float] | None, int]:
+    """The number region's read when it is a digit line of a card (else None), and the raw digit count."""
+    number, score, digits = _region_read(card, engine)
+    return ((number, score) if len(number) >= _MIN_DIGITS else None), digits
 
 
 def _number_evidence(digits: str) -> int:
@@ -154,12 +162,16 @@ def _verified(image: np.ndarray, detection: CardDetection, engine: OcrEngine) ->
     """The placement, upright, when its number region reads as a digit line either way up."""
     assert detection.quad is not None
     quad, card, upright = orient(image, detection.quad, engine)
-    read = _digit_read(card, engine)
+    read, digits = _digit_read(card, engine)
     if read is not None:
         return LocatedCard(_with_quad(detection, quad), card, upright, True, read)
-    # the classifier sees two bands only; a thumb or a stamp over one of them can fool it
+    # The classifier sees two bands only; a thumb or a stamp over one of them can fool it.
+    # An upside-down digit line still reads as many digits (0 1 6 8 9 survive the turn);
+    # wood, cloth or a paper's prose does not, and is not worth a second read.
+    if digits < _FLIP_MIN_DIGITS and upright >= 0.9:
+        return None
     flipped = cv2.rotate(card, cv2.ROTATE_180)
-    read = _digit_read(flipped, engine)
+    read, _ = _digit_read(flipped, engine)
     if read is not None:
         return LocatedCard(_with_quad(detection, quad.rotated_180()), flipped, 1.0 - upright, True, read)
     return None
@@ -203,11 +215,12 @@ def line_crop(image: np.ndarray, centre: np.ndarray, along: np.ndarray, length: 
     return cv2.warpPerspective(image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def placements_from_line(centre: np.ndarray, along: np.ndarray, length: float, with_caption: bool) -> list[CardQuad]:
-    """The card placements implied by a number line read in direction ``along`` (perspective
-    ignored), the spans of a line with its caption first when ``with_caption``."""
+def placements_from_line(
+    centre: np.ndarray, along: np.ndarray, length: float, spans: tuple[tuple[float, float, float], ...]
+) -> list[CardQuad]:
+    """The card placements implied by a number line read in direction ``along``, one per span
+    (x0, x1, y in mm) the line may cover; perspective is ignored (edges snap it later)."""
     down = np.array([-along[1], along[0]])
-    spans = _CAPTION_SPANS_MM + _DIGITS_SPANS_MM if with_caption else _DIGITS_SPANS_MM + _CAPTION_SPANS_MM
     quads = []
     for x0, x1, y_mm in spans:
         scale = length / (x1 - x0)
@@ -218,6 +231,23 @@ def placements_from_line(centre: np.ndarray, along: np.ndarray, length: float, w
             corners.append((float(p[0]), float(p[1])))
         quads.append(CardQuad(tuple(corners)))  # type: ignore[arg-type]
     return quads
+
+
+def _span_families(with_caption: bool) -> tuple[tuple[tuple[float, float, float], ...], ...]:
+    return (_CAPTION_SPANS_MM, _DIGITS_SPANS_MM) if with_caption else (_DIGITS_SPANS_MM, _CAPTION_SPANS_MM)
+
+
+def _placed(image: np.ndarray, quad: CardQuad, engine: OcrEngine) -> LocatedCard | None:
+    """A placement snapped to the card's edges (or as placed), when its number region reads."""
+    h, w = image.shape[:2]
+    snapped = snap_to_edges(image, quad)
+    for candidate in (snapped, quad) if snapped != quad else (quad,):
+        card = rectify(image, candidate)
+        number, score = _number_read(card, engine)
+        if len(number) >= _MIN_DIGITS:
+            detection = CardDetection(candidate, (w, h), "text", 0.5, _runs_off(candidate, (w, h)))
+            return LocatedCard(detection, card, 1.0, True, (number, score))
+    return None
 
 
 def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
@@ -242,28 +272,30 @@ def locate_by_text(image: np.ndarray, engine: OcrEngine) -> LocatedCard | None:
             if len(digits) < _MIN_DIGITS:
                 continue
             # the box may hold the whole caption, or only its last character or two (the
-            # detector splits 公民身份号码 unpredictably): every span is tried, the likelier first
+            # detector splits 公民身份号码 unpredictably): the likelier family of spans first
             with_caption = sum(ch in read.text for ch in "公民身份号码") >= 4
-            for quad in placements_from_line(centre, direction, length, with_caption):
-                snapped = snap_to_edges(image, quad)
-                for candidate in (snapped, quad) if snapped != quad else (quad,):
-                    card = rectify(image, candidate)
-                    number, score = _number_read(card, engine)
-                    if len(number) < _MIN_DIGITS:
-                        continue
-                    detection = CardDetection(candidate, (w, h), "text", 0.5, _runs_off(candidate, (w, h)))
-                    located = _with_name_line(
-                        image, LocatedCard(detection, card, 1.0, True, (number, score)), boxes, engine
-                    )
+            for family in _span_families(with_caption):
+                # within a family the placement whose number reads best is the best aligned
+                placed = []
+                for quad in placements_from_line(centre, direction, length, family):
+                    located = _placed(image, quad, engine)
+                    if located is not None:
+                        placed.append(located)
+                if not placed:
+                    continue
+                located = max(placed, key=lambda p: (_number_evidence(p.number_read[0]), p.number_read[1]))
+                evidence = _number_evidence(located.number_read[0])
+                named = False
+                if evidence:
                     # papers carry 18-digit strings too, some of them valid numbers; a card
                     # also has a name where the layout puts it
+                    located = _with_name_line(image, located, boxes, engine)
                     named = located.name_line is not None and _looks_like_name(located.name_line[0])
-                    rank = (_number_evidence(number), named, score)
-                    if best is None or rank > best[0]:
-                        best = (rank, located)
-                    break
-            if best is not None and best[0][:2] == (2, True):
-                return best[1]  # a valid number and a name: the other lines are paper
+                if evidence == 2 and named:
+                    return located  # a valid number and a name: the other lines are paper
+                rank = (evidence, named, located.number_read[1])
+                if best is None or rank > best[0]:
+                    best = (rank, located)
     return best[1] if best else None
 
 
