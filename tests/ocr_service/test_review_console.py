@@ -426,6 +426,10 @@ def test_the_case_page_shows_the_straightened_card_by_default_with_the_raw_photo
         "location"
     ]
     page = console.client.get(case_url)
+    # the claim-vs-read row names the outcome in Chinese, not the pipeline's codes
+    shown = visible_text(page.text)
+    assert re.search(r"姓名：(一致|近似|不一致)；号码：(一致|不一致)", shown), shown
+    assert "exact" not in shown and "mismatch" not in shown
     card_url = re.search(r'class="doc-image"[^>]*src="(/review/cases/[^"]+/images/[^"/]+/card)"', page.text).group(1)
     raw_url = card_url.removesuffix("/card")
     assert f'data-raw-src="{raw_url}"' in page.text and "查看原图" in page.text
