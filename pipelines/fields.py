@@ -227,7 +227,21 @@ def _strip_labels(text: str, caption_tail: str = "", keep: int = 1) -> str:
 
 
 def clean_name(text: str) -> str:
-    return normalize_name(_strip_labels(text.replace(" ", ""), caption_tail="名", keep=2))
+    text = text.replace(" ", "")
+    # a stray glyph before the caption (a thumb's edge, the card's pattern): the name follows 姓名
+    _, caption, after = text.partition("姓名")
+    if caption and after:
+        text = after
+    return normalize_name(_strip_labels(text, caption_tail="名", keep=2))
+
+
+# Caption words no name contains: a name read holding one is the next line (or the caption)
+# caught by a crop that sits a little off, not a name to compare with anyone's claim.
+NAME_IMPOSSIBLE_WORDS = ("性别", "民族", "出生", "住址", "公民", "身份", "号码", "姓名")
+
+
+def is_caption_text(text: str) -> bool:
+    return any(word in text for word in NAME_IMPOSSIBLE_WORDS)
 
 
 def clean_sex(text: str) -> str:

@@ -33,6 +33,7 @@ from pipelines.fields import (
     clean_sex,
     field_crops,
     front_fields_from_reads,
+    is_caption_text,
     read_regions,
 )
 from pipelines.idnumber import IdNumberCheck, IdWarning, cross_check, validate_id_number
@@ -162,8 +163,9 @@ def _likely_cause(quality: QualityReport, settings: ScanSettings) -> tuple[Reaso
 
 
 def _looks_like_name(text: str) -> bool:
-    """A printed name: 2-20 CJK characters, optionally with middle dots; not a line of prose."""
-    if not 2 <= len(text) <= 20:
+    """A printed name: 2-20 CJK characters, optionally with middle dots; not a line of prose
+    and not a caption (dataset 4242 0144: "别男民族汉", the sex line, rejected a true claim)."""
+    if not 2 <= len(text) <= 20 or is_caption_text(text):
         return False
     return all(ch == "·" or "\u3400" <= ch <= "\u9fff" or "\U00020000" <= ch <= "\U0003134f" for ch in text)
 

@@ -10,6 +10,7 @@ from pipelines.fields import (
     clean_id_number,
     clean_name,
     clean_sex,
+    is_caption_text,
     parse_validity,
     read_back,
     read_front,
@@ -81,3 +82,14 @@ def test_validity_parses_dates_and_long_term():
     assert parse_validity("2015.03.01-2035.03.01") == (date(2015, 3, 1), date(2035, 3, 1), False)
     assert parse_validity("2010.10.09-长期") == (date(2010, 10, 9), None, True)
     assert parse_validity("有效期限") == (None, None, False)
+
+
+def test_a_stray_glyph_before_the_name_caption_is_dropped():
+    assert clean_name("练姓名闫婉") == "闫婉"
+    assert clean_name("姓名 张三") == "张三"
+
+
+def test_a_name_read_holding_a_caption_word_is_no_name():
+    # the sex line caught by a name crop sitting a little low
+    assert is_caption_text("别男民族汉")
+    assert not is_caption_text("欧阳娜娜")
