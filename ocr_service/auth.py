@@ -4,8 +4,9 @@ A key is ``ocr_`` + 32 random bytes (URL-safe base64). The service stores only i
 and the first characters (``key_prefix``) for display; the secret is shown once, at creation.
 Requests present it as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 
-Scopes: ``client`` (the applicant-side routes), ``reviewer`` (the review queue), ``admin``
-(key management), ``identity:full`` (see full document numbers instead of masked ones).
+Scopes: ``client`` (the applicant-side routes), ``reviewer`` (the identity review queue), ``admin``
+(key management), ``identity:full`` (see full document numbers instead of masked ones),
+``unit_reviewer`` (a work unit's key: reviews the declarations naming its unit, nothing else).
 A scope grants nothing beyond itself: ``admin`` does not imply ``client``.
 """
 
@@ -54,6 +55,9 @@ class Scope(StrEnum):
     REVIEWER = "reviewer"
     ADMIN = "admin"
     IDENTITY_FULL = "identity:full"
+    # A work unit's key: its own unit's declarations under /v1/declarations/review, and no
+    # identity review (the queue holds every client's applicants, their numbers and photos).
+    UNIT_REVIEWER = "unit_reviewer"
 
 
 def hash_secret(secret: str) -> str:

@@ -231,7 +231,9 @@ def _key_json(key) -> dict:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who the key is for, e.g. 'mini-program prod'.")],
-    scope: Annotated[list[str], typer.Option(help="client, reviewer, admin, identity:full (repeat for several).")],
+    scope: Annotated[
+        list[str], typer.Option(help="client, reviewer, admin, identity:full, unit_reviewer (repeat for several).")
+    ],
     callback_url: Annotated[str | None, typer.Option(help="Where status-change webhooks for this key go.")] = None,
 ) -> None:
     """Create an API key and print it (the secret is shown this once and never stored)."""

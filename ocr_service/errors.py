@@ -13,6 +13,7 @@ only: their text may carry personal data (an SQL parameter, an OCR read).
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -99,15 +100,23 @@ async def _api_error_handler(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Only locations and messages: pydantic's "input" would echo what was sent (a claim number).
-    problems = [
-        {
+    problems = []
+    message_zh = "请求参数有误"
+    for error in exc.errors():
+        problem: dict[str, Any] = {
             "loc": [str(part) for part in error.get("loc", ())],
             "msg": error.get("msg", ""),
             "type": error.get("type", ""),
         }
-        for error in exc.errors()
-    ]
-    body = error_body("validation_error", "the request is invalid", "请求参数有误", {"errors": problems})
+        if error.get("type") == "enum":
+            # The allowed values come from the enum, not from the caller, so they are safe to echo.
+            allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+            problem["allowed"] = allowed
+            if message_zh == "请求参数有误":
+                field = problem["loc"][-1] if problem["loc"] else ""
+                message_zh = f"参数 {field} 的取值无效，可选值：{'、'.join(allowed)}"
+        problems.append(problem)
+    body = error_body("validation_error", "the request is invalid", message_zh, {"errors": problems})
     return JSONResponse(body, status_code=422)
 
 

@@ -2,7 +2,8 @@
 
 Applicant side (scope ``client``): work-unit search and binding, declarations, their form,
 attachments, confirm/submit/withdraw and the notice. Review side: an ``admin`` key, or the
-reviewer key a work unit was given when it was registered (its own unit's declarations only).
+``unit_reviewer`` key a work unit was given when it was registered (its own unit's declarations
+only; that scope opens nothing of the identity review queue).
 Registering units needs ``admin``. Attachments are always served as downloads with
 ``nosniff``, never rendered inline.
 """

@@ -202,7 +202,7 @@ def register_work_unit(session: Session, name: str, confirmation_code: str) -> t
     name = name.strip()
     if session.scalar(select(WorkUnit.id).where(WorkUnit.name == name)) is not None:
         raise ApiError("work_unit_exists", 409, "a work unit with this name is registered", "该单位已注册")
-    key, secret = create_api_key(session, f"work unit: {name}"[:200], [Scope.REVIEWER])
+    key, secret = create_api_key(session, f"work unit: {name}"[:200], [Scope.UNIT_REVIEWER])
     unit = WorkUnit(name=name, confirmation_code_hash=hash_confirmation_code(confirmation_code), reviewer_key_id=key.id)
     session.add(unit)
     session.commit()

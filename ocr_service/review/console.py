@@ -247,6 +247,17 @@ def signout(request: Request, reviewer: CurrentReviewer, session: SessionDep, cs
 # --- the queue -----------------------------------------------------------------------------------------
 
 
+def _known_filters(origin: str | None, document_type: str | None) -> tuple[str, str, bool]:
+    """The origin and document type with values outside their enums dropped, and whether any was.
+
+    Only the page's own select boxes produce these, so an unknown value is a hand-edited or stale
+    link: the queue is shown without that filter (and says so) rather than failing the query.
+    """
+    known_origin = origin if origin in CaseOrigin._value2member_map_ else ""
+    known_document = document_type if document_type in DocumentType._value2member_map_ else ""
+    return known_origin, known_document, (known_origin, known_document) != (origin or "", document_type or "")
+
+
 def _filters(origin: str | None, document_type: str | None, sort: str = "oldest", q: str = "") -> dict[str, str]:
     return {"origin": origin or "", "document_type": document_type or "", "sort": sort or "oldest", "q": q or ""}
 
@@ -269,12 +280,14 @@ def queue_page(
     empty: bool = False,
     done: str = "",
 ) -> Response:
+    origin, document_type, ignored_filter = _known_filters(origin, document_type)
     view = service.queue_view(session, origin or None, document_type or None, sort, verification_id=q.strip() or None)
     return _page(
         request,
         reviewer,
         "queue.html",
         view=view,
+        ignored_filter=ignored_filter,
         held=service.held_case(session, reviewer),
         filters=_filters(origin, document_type, sort, q),
         filtered=bool(origin or document_type or q.strip()),
@@ -291,6 +304,7 @@ def queue_page(
 
 def _claim_next(request: Request, reviewer: Reviewer, session, origin: str, document_type: str, done: str = ""):
     """Redirect to the reviewer's held case, else to a newly claimed one, else back to the queue saying why."""
+    origin, document_type, _ignored = _known_filters(origin, document_type)
     case = service.held_case(session, reviewer) or service.claim_next_case(
         session,
         reviewer,

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 from ocr_service.auth import AdminKey, ReviewerKey
 from ocr_service.db import SessionDep
 from ocr_service.review import service
-from ocr_service.review.models import ReviewCase
+from ocr_service.review.models import CaseOrigin, ReviewCase
+from ocr_service.verification.models import DocumentType
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 
@@ -129,8 +130,8 @@ class AuditChainOut(BaseModel):
 def list_cases(
     key: ReviewerKey,
     session: SessionDep,
-    origin: str | None = None,
-    document_type: str | None = None,
+    origin: CaseOrigin | None = None,
+    document_type: DocumentType | None = None,
     sort: Annotated[str, Query(pattern="^(oldest|newest|origin|document_type)$")] = "oldest",
 ) -> QueueOut:
     view = service.queue_view(session, origin, document_type, sort)
@@ -143,7 +144,11 @@ def list_cases(
 
 @router.post("/cases/claim", response_model=ClaimOut, summary="Claim the oldest waiting case with a lease")
 def claim(
-    request: Request, key: ReviewerKey, session: SessionDep, origin: str | None = None, document_type: str | None = None
+    request: Request,
+    key: ReviewerKey,
+    session: SessionDep,
+    origin: CaseOrigin | None = None,
+    document_type: DocumentType | None = None,
 ) -> ClaimOut:
     case = service.claim_next_case(
         session, _actor(key), settings=request.app.state.settings, origin=origin, document_type=document_type

@@ -22,7 +22,7 @@ from ocr_service.auth import (
     require_scope,
     revoke_api_key,
 )
-from ocr_service.db import Database, session_scope
+from ocr_service.db import Database, alembic_config, session_scope
 from ocr_service.errors import install_error_handlers
 
 
@@ -72,6 +72,39 @@ def test_unknown_or_malformed_secrets_do_not_authenticate(database: Database, se
     with session_scope(database) as session:
         create_api_key(session, "k", ["client"])
         assert authenticate(session, secret) is None
+
+
+def test_a_work_unit_key_gets_the_unit_reviewer_scope_and_not_the_identity_review_one(database: Database):
+    from ocr_service.declaration.service import register_work_unit
+
+    with session_scope(database) as session:
+        unit, secret = register_work_unit(session, "江岸区人民医院", "246810")
+        key = authenticate(session, secret)
+        assert key.id == unit.reviewer_key_id
+        assert key.scope_set == {Scope.UNIT_REVIEWER}
+
+
+def test_the_migration_narrows_existing_work_unit_keys_and_leaves_other_reviewer_keys(database_url: str):
+    from alembic import command
+
+    from ocr_service.declaration.models import WorkUnit
+
+    database = Database(database_url)
+    try:
+        with database.engine.connect() as connection:
+            command.upgrade(alembic_config(connection), "0007_review_assignment")
+            connection.commit()
+        with session_scope(database) as session:
+            unit_key, _ = create_api_key(session, "work unit: 江岸区人民医院", ["reviewer"])
+            tool_key, _ = create_api_key(session, "review tool", ["reviewer", "identity:full"])
+            session.add(WorkUnit(name="江岸区人民医院", confirmation_code_hash="x", reviewer_key_id=unit_key.id))
+            unit_key_id, tool_key_id = unit_key.id, tool_key.id
+        database.upgrade()
+        with session_scope(database) as session:
+            assert session.get(ApiKey, unit_key_id).scope_set == {"unit_reviewer"}
+            assert session.get(ApiKey, tool_key_id).scope_set == {"reviewer", "identity:full"}
+    finally:
+        database.dispose()
 
 
 def test_unknown_scopes_and_empty_names_are_refused(database: Database):

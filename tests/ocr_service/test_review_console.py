@@ -75,11 +75,12 @@ def console(tmp_path, engine) -> Iterator[Console]:
     with app.state.db.session_scope() as session:
         _key, client_secret = create_api_key(session, "mini-program", ["client"])
         _key, reviewer_secret = create_api_key(session, "review tool", ["reviewer"])
+        _key, admin_secret = create_api_key(session, "exam office", ["admin"])
         create_reviewer(session, "alice", PASSWORD, "reviewer")
         create_reviewer(session, "root", PASSWORD, "admin")
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
-            yield Console(app, client, {"client": client_secret, "reviewer": reviewer_secret})
+            yield Console(app, client, {"client": client_secret, "reviewer": reviewer_secret, "admin": admin_secret})
     finally:
         from ocr_service.jobs import dispatch
 
@@ -170,6 +171,66 @@ def test_the_json_api_claims_and_approves_with_a_reviewer_key(console):
     identity = console.api("GET", "/v1/subjects/subject-1/identity", "client").json()
     assert identity["sex"] == "女" and identity["method"] == "manual"
     assert console.api("POST", "/v1/review/cases/claim", "reviewer").json() == {"case": None}
+
+
+def test_a_work_unit_key_reviews_its_declarations_but_gets_403_on_every_identity_review_route(console):
+    unit = console.api(
+        "POST",
+        "/v1/declarations/admin/work-units",
+        "admin",
+        json={"name": "江岸区人民医院", "confirmation_code": "246810"},
+    )
+    assert unit.status_code == 201, unit.text
+    console.secrets["unit"] = unit.json()["reviewer_key"]
+    console.manual_case()
+    case = console.api("POST", "/v1/review/cases/claim", "reviewer").json()["case"]
+    image_id = console.api("GET", f"/v1/review/cases/{case['id']}", "reviewer").json()["images"][0]["id"]
+    fields = {"name": "JANE DOE", "document_number": PASSPORT_NUMBER, "sex": "女"}
+    refused = [
+        console.api("GET", "/v1/review/cases", "unit"),
+        console.api("POST", "/v1/review/cases/claim", "unit"),
+        console.api("GET", f"/v1/review/cases/{case['id']}", "unit"),
+        console.api("GET", f"/v1/review/cases/{case['id']}/images/{image_id}", "unit"),
+        console.api("POST", f"/v1/review/cases/{case['id']}/approve", "unit", json={"fields": fields}),
+    ]
+    for answer in refused:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["error"]["code"] == "forbidden"
+        assert answer.json()["error"]["details"] == {"missing_scopes": ["reviewer"]}
+    # the unit's own declaration review still answers (nothing submitted to it yet)
+    own = console.api("GET", "/v1/declarations/review", "unit")
+    assert own.status_code == 200 and own.json() == []
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "field", "allowed"),
+    [
+        ("GET", "/v1/review/cases?origin=null", "origin", "scan_review"),
+        ("GET", "/v1/review/cases?document_type=x", "document_type", "resident_id"),
+        ("POST", "/v1/review/cases/claim?document_type=x", "document_type", "resident_id"),
+        ("POST", "/v1/review/cases/claim?origin=xyz", "origin", "manual_method"),
+    ],
+)
+def test_an_unknown_filter_value_gets_422_naming_the_field_and_the_allowed_values(console, method, url, field, allowed):
+    answer = console.api(method, url, "reviewer")
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "validation_error"
+    assert field in error["message_zh"] and allowed in error["message_zh"]
+
+
+def test_the_queue_page_ignores_an_unknown_filter_value_and_says_so_in_chinese(console):
+    console.manual_case()
+    console.sign_in()
+    for query in ("origin=xyz", "document_type=x", "origin=null&document_type=resident_id"):
+        page = console.client.get(f"/review/queue?{query}")
+        assert page.status_code == 200, query
+        assert "筛选条件无效，已忽略" in page.text, query
+    # a forged filter on "take next" is ignored too: the case is claimed rather than a 500
+    taken = console.client.post(
+        "/review/claim", data={"csrf": console.csrf(), "origin": "xyz", "document_type": "x"}, follow_redirects=False
+    )
+    assert taken.status_code == 303 and taken.headers["location"].startswith("/review/cases/")
 
 
 def test_the_reviewers_create_command_reads_the_password_from_stdin(cli_settings):
