@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     # An admin's assignment of a case to a named reviewer holds this long (a working shift), so a
     # case assigned to someone who is away goes back to everyone instead of waiting for them.
     review_assignment_hours: int = Field(8, ge=1, le=7 * 24)
+    # --- console sign-in throttling (issue 11) ----------------------------------------------
+    # Wrong passwords for one username before it is locked (whether or not the account exists),
+    # and from one client address across usernames before the address is locked. 5 leaves room
+    # for typos; 20 lets a shared office address survive a few colleagues' typos.
+    review_signin_max_failures: int = Field(5, ge=1, le=100)
+    review_signin_max_failures_per_address: int = Field(20, ge=1, le=1000)
+    # The first lockout's length; each further lockout of the same username/address doubles it,
+    # up to the maximum: a reviewer who mistyped waits a minute, a guesser who keeps on gets
+    # about 5 tries an hour per username once the lock reaches an hour.
+    review_signin_lockout_seconds: int = Field(60, ge=1, le=24 * 3600)
+    review_signin_lockout_max_seconds: int = Field(3600, ge=1, le=7 * 24 * 3600)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -14,12 +14,14 @@ goes to sign-in saying the action was not saved, then back to the case.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import secrets
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
+import structlog
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -31,10 +33,12 @@ from ocr_service.db import SessionDep, utcnow
 from ocr_service.errors import ApiError
 from ocr_service.review import labels, service, sessions
 from ocr_service.review.models import CaseOrigin, CaseStatus, Reviewer, ReviewerRole
+from ocr_service.review.throttle import SignInThrottle
 from ocr_service.verification.models import DocumentType
 from pipelines.reasons import MESSAGES, REVIEW_REJECT_REASONS, REVIEW_RETAKE_REASONS
 
 SIGNIN = "/review/signin"
+log = structlog.get_logger(__name__)
 _CASE_PATH = re.compile(r"^/review/cases/([0-9a-f-]{36})(?:/|$)")
 
 
@@ -203,15 +207,40 @@ def home() -> Response:
     return RedirectResponse("/review/queue", status_code=303)
 
 
-@router.get("/signin")
-def signin_page(request: Request, error: str | None = None, next: str | None = None) -> Response:
+def _throttle(request: Request) -> SignInThrottle:
+    state = request.app.state
+    if getattr(state, "signin_throttle", None) is None:
+        state.signin_throttle = SignInThrottle(state.settings)
+    return state.signin_throttle
+
+
+def _wait_text(seconds: int) -> str:
+    return f"{seconds} 秒" if seconds < 60 else f"{math.ceil(seconds / 60)} 分钟"
+
+
+def _signin_form(request: Request, error: str | None, next: str | None, status_code: int = 200, **context) -> Response:
     token = secrets.token_urlsafe(24)
     response = templates.TemplateResponse(
-        request, "signin.html", {"reviewer": None, "signin_csrf": token, "error": error, "next": _safe_next(next)}
+        request,
+        "signin.html",
+        {"reviewer": None, "signin_csrf": token, "error": error, "next": _safe_next(next), **context},
+        status_code=status_code,
     )
     response.set_cookie(sessions.SIGNIN_CSRF_COOKIE, token, httponly=True, samesite="lax", path="/review")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _locked(request: Request, seconds: int, next: str) -> Response:
+    """429: the same page for a known and an unknown username (the lock is keyed on what was typed)."""
+    response = _signin_form(request, "locked", next, 429, wait=_wait_text(seconds))
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+@router.get("/signin")
+def signin_page(request: Request, error: str | None = None, next: str | None = None) -> Response:
+    return _signin_form(request, error, next)
 
 
 @router.post("/signin")
@@ -226,9 +255,21 @@ def signin(
     again = f"&next={quote(_safe_next(next), safe='')}"
     if not sessions.csrf_matches(request.cookies.get(sessions.SIGNIN_CSRF_COOKIE, ""), csrf):
         return RedirectResponse(f"{SIGNIN}?error=expired{again}", status_code=303)
+    throttle = _throttle(request)
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(username, address)
+    if wait:
+        # refused before the password is checked: a locked account costs no argon2 either
+        log.warning("signin_refused_locked", address=address, retry_after=wait)
+        return _locked(request, wait, next)
     reviewer = service.authenticate_reviewer(session, username, password)
     if reviewer is None:
+        lockouts = throttle.record_failure(username, address)
+        service.record_signin_failure(session, username, address, lockouts)
+        if lockouts:
+            return _locked(request, throttle.retry_after(username, address), next)
         return RedirectResponse(f"{SIGNIN}?error=invalid", status_code=303)
+    throttle.record_success(username)
     request.state.console_session = sessions.new_session(reviewer.id, reviewer.session_version)
     response = _redirect(request, _safe_next(next))
     response.delete_cookie(sessions.SIGNIN_CSRF_COOKIE, path="/review")

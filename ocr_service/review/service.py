@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -48,6 +49,7 @@ from ocr_service.review.models import (
     Reviewer,
     ReviewerRole,
 )
+from ocr_service.review.throttle import Lockout
 from ocr_service.verification import events
 from ocr_service.verification import service as verification_service
 from ocr_service.verification.events import StatusChange
@@ -135,6 +137,18 @@ def authenticate_reviewer(session: Session, username: str, password: str) -> Rev
         reviewer.password_hash = _password_hasher.hash(password)
     session.commit()
     return reviewer
+
+
+def record_signin_failure(session: Session, username: str, address: str, lockouts: Sequence[Lockout] = ()) -> None:
+    """Audit one wrong password (never the password) and the lockouts it started, and commit."""
+    actor = f"address:{address}"[:200]
+    details = {"username": username.strip().lower()[:64]}
+    append_audit(session, actor, "signin_failed", details=details)
+    for lockout in lockouts:
+        append_audit(
+            session, actor, "signin_locked", details={**details, "scope": lockout.scope, "seconds": lockout.seconds}
+        )
+    session.commit()
 
 
 def sign_out(session: Session, reviewer: Reviewer) -> None:
