@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # An admin's assignment of a case to a named reviewer holds this long (a working shift), so a
     # case assigned to someone who is away goes back to everyone instead of waiting for them.
     review_assignment_hours: int = Field(8, ge=1, le=7 * 24)
+    # The sign-in form's server-signed CSRF token is refused after this long (the page then
+    # offers a fresh form): a working day's tab left open, not a token harvested for later.
+    review_signin_token_max_age_minutes: int = Field(60, ge=1, le=24 * 60)
     # --- console sign-in throttling (issue 11) ----------------------------------------------
     # Wrong passwords for one username before it is locked (whether or not the account exists),
     # and from one client address across usernames before the address is locked. 5 leaves room

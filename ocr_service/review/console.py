@@ -2,7 +2,7 @@
 
 Sign-in with a reviewer account (``ocr-service reviewers create``) gives a signed, HttpOnly,
 SameSite=Lax session cookie (``review.sessions``) that dies after the idle timeout; every POST
-form carries the session's CSRF token (the sign-in form a cookie-bound one). Pages call
+form carries the session's CSRF token (the sign-in form a server-signed one, also in a cookie). Pages call
 ``review.service`` only; photos are decrypted per request for the reviewer holding the case
 and sent with ``Cache-Control: no-store``.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import secrets
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -137,6 +136,13 @@ def _key(request: Request) -> bytes:
     return state.review_session_key
 
 
+def _signin_key(request: Request) -> bytes:
+    state = request.app.state
+    if getattr(state, "review_signin_key", None) is None:
+        state.review_signin_key = sessions.signin_key(state.settings)
+    return state.review_signin_key
+
+
 def _to_signin() -> HTTPException:
     return HTTPException(status_code=303, headers={"Location": SIGNIN})
 
@@ -219,7 +225,7 @@ def _wait_text(seconds: int) -> str:
 
 
 def _signin_form(request: Request, error: str | None, next: str | None, status_code: int = 200, **context) -> Response:
-    token = secrets.token_urlsafe(24)
+    token = sessions.new_signin_token(_signin_key(request))
     response = templates.TemplateResponse(
         request,
         "signin.html",
@@ -252,9 +258,13 @@ def signin(
     csrf: Csrf,
     next: Annotated[str, Form()] = "",
 ) -> Response:
-    again = f"&next={quote(_safe_next(next), safe='')}"
-    if not sessions.csrf_matches(request.cookies.get(sessions.SIGNIN_CSRF_COOKIE, ""), csrf):
-        return RedirectResponse(f"{SIGNIN}?error=expired{again}", status_code=303)
+    max_age = request.app.state.settings.review_signin_token_max_age_minutes * 60
+    if not (
+        sessions.csrf_matches(request.cookies.get(sessions.SIGNIN_CSRF_COOKIE, ""), csrf)
+        and sessions.signin_token_valid(_signin_key(request), csrf, max_age)
+    ):
+        # a form left open too long, or a token this server never signed: a new form to send again
+        return _signin_form(request, "expired", next, 403)
     throttle = _throttle(request)
     address = request.client.host if request.client else "unknown"
     wait = throttle.retry_after(username, address)

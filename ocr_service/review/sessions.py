@@ -5,6 +5,10 @@ signed with a key derived (HKDF) from the service's master key under its own lab
 encryption and index keys are never reused, and rotating the master key signs everyone out.
 The payload holds the reviewer id, the reviewer's ``session_version`` (sign-out bumps it, so an
 old cookie dies server-side too), the CSRF token of the session and the time of the last request.
+
+The sign-in form (no session yet) carries ``issued-at . nonce . hmac`` under a key of its own
+label, in the form and in a cookie: a token the caller invents, or one older than
+``review_signin_token_max_age_minutes``, is refused.
 """
 
 from __future__ import annotations
@@ -26,11 +30,19 @@ from ocr_service.crypto import load_or_create_key
 COOKIE_NAME = "review_session"
 SIGNIN_CSRF_COOKIE = "review_signin_csrf"
 _LABEL = b"ocr-service/v1/review-session-hmac-sha256"
+_SIGNIN_LABEL = b"ocr-service/v1/review-signin-csrf-hmac-sha256"
+# a sign-in token stamped this far in the future still passes (clocks of several web processes)
+_CLOCK_SKEW_SECONDS = 60
 
 
 def session_key(settings: Settings) -> bytes:
     master = load_or_create_key(settings)
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(master)
+
+
+def signin_key(settings: Settings) -> bytes:
+    master = load_or_create_key(settings)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SIGNIN_LABEL).derive(master)
 
 
 @dataclass(frozen=True)
@@ -87,3 +99,28 @@ def touched(session: ConsoleSession) -> ConsoleSession:
 
 def csrf_matches(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
+
+
+def _signin_signature(key: bytes, body: str) -> str:
+    return _b64(hmac.new(key, b"signin:" + body.encode(), hashlib.sha256).digest())
+
+
+def new_signin_token(key: bytes, now: float | None = None) -> str:
+    """A sign-in form's CSRF token: when it was issued, a nonce, and the server's signature of both."""
+    body = f"{int(now if now is not None else time.time())}.{secrets.token_urlsafe(16)}"
+    return body + "." + _signin_signature(key, body)
+
+
+def signin_token_valid(key: bytes, token: str | None, max_age_seconds: float, now: float | None = None) -> bool:
+    """True for a token this server signed no longer than ``max_age_seconds`` ago."""
+    if not token or len(token) > 256 or token.count(".") != 2:
+        return False
+    body, signature = token.rsplit(".", 1)
+    if not hmac.compare_digest(_signin_signature(key, body).encode(), signature.encode()):
+        return False
+    try:
+        issued = int(body.split(".", 1)[0])
+    except ValueError:
+        return False
+    age = (now if now is not None else time.time()) - issued
+    return -_CLOCK_SKEW_SECONDS <= age <= max_age_seconds
