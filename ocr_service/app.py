@@ -36,7 +36,7 @@ from ocr_service.logs import configure_logging
 from ocr_service.ratelimit import build_rate_limiter
 from ocr_service.review.console import router as review_console_router
 from ocr_service.review.routes import router as review_router
-from ocr_service.storage import LocalBlobStore, set_blob_store
+from ocr_service.storage import LocalBlobStore, prepare_data_dir, set_blob_store
 from ocr_service.verification.routes import router as verification_router
 from ocr_service.verification.schemas import HealthOut
 from pipelines.reasons import ImageErrorCode
@@ -166,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     subscribers.connect()
     # uvicorn's worker processes are fresh interpreters: the CLI's logging setup is not inherited
     configure_logging(settings.log_level, settings.log_json)
+    # 0700 before the database, key file and blobs go in (the umask is set by the CLI entry point)
+    prepare_data_dir(settings.data_dir)
     database = Database.from_settings(settings)
     if database.backend == "sqlite":
         # The embedded default migrates itself; a shared PostgreSQL is migrated once by

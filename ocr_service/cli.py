@@ -25,9 +25,14 @@ log = structlog.get_logger("ocr_service.cli")
 @app.callback()
 def _main() -> None:
     from ocr_service import subscribers
+    from ocr_service.storage import prepare_data_dir, use_private_umask
 
+    # first, before any command (serve, worker, db upgrade, keys ...) creates a file: the
+    # database, its -wal/-shm, the key file and the blobs are then 0600, directories 0700
+    use_private_umask()
     subscribers.connect()
     settings = get_settings()
+    prepare_data_dir(settings.data_dir, create=False)  # commands that need it create it (0700)
     configure_logging(settings.log_level, settings.log_json)
 
 

@@ -167,7 +167,7 @@ def _create_key_file(path: Path) -> None:
     # existing file, so when serve and a worker start together exactly one key wins and the
     # other process reads that one.
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -26,6 +26,28 @@ if TYPE_CHECKING:
 _BLOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
+# Everything under the data dir is personal data or key material: no other local user reads it.
+# With this umask SQLite's ocr.db, -wal and -shm come out 0600 and new directories 0700.
+PRIVATE_UMASK = 0o077
+
+
+def use_private_umask() -> None:
+    """New files of this process (and the processes it starts) readable by its own user only."""
+    os.umask(PRIVATE_UMASK)
+
+
+def prepare_data_dir(data_dir: Path, *, create: bool = True) -> None:
+    """The data dir exists (if ``create``) with mode 0700; one of ours left more open is tightened."""
+    if create:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        info = data_dir.stat()
+    except FileNotFoundError:
+        return
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        data_dir.chmod(0o700)
+
+
 class BlobNotFound(LookupError):
     """No blob with this id (never stored, or purged)."""
 

@@ -73,3 +73,61 @@ def test_malformed_blob_ids_are_refused_before_touching_the_disk(blob_store: Loc
         blob_store.get(blob_id)
     with pytest.raises(ValueError):
         blob_store.delete(blob_id)
+
+
+def test_the_cli_and_the_embedded_app_keep_the_data_dir_0700_and_every_file_in_it_0600(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from ocr_service import config
+    from ocr_service.app import create_app
+    from ocr_service.auth import create_api_key
+    from ocr_service.cli import app as cli
+    from tests.ocr_service.api_harness import CLEAN, photo, reset_process_singletons
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    data_dir.chmod(0o755)  # left too open by an older version
+    for name in ("OCR_DATABASE_URL", "OCR_ENCRYPTION_KEY", "OCR_ENCRYPTION_KEY_FILE", "OCR_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OCR_DATA_DIR", str(data_dir))
+    previous_umask = os.umask(0o022)  # what a login shell usually gives
+    reset_process_singletons()
+    config._settings_from_environment.cache_clear()
+    try:
+        assert CliRunner().invoke(cli, ["db", "upgrade"]).exit_code == 0
+        app = create_app(config.Settings())
+        with app.state.db.session_scope() as session:
+            _key, secret = create_api_key(session, "mini-program", ["client"])
+        with TestClient(app) as client:
+            headers = {"Authorization": f"Bearer {secret}"}
+            body = {
+                "subject_id": "s-1",
+                "document_type": "foreign_passport",
+                "method": "manual",
+                "claim": {"name": "JANE DOE", "document_number": "E98765432"},
+            }
+            created = client.post("/v1/verifications", json=body, headers=headers)
+            assert created.status_code == 201, created.text
+            uploaded = client.post(
+                f"/v1/verifications/{created.json()['id']}/images",
+                headers=headers,
+                files={"image": ("p.jpg", photo(CLEAN), "image/jpeg")},
+                data={"side": "front"},
+            )
+            assert uploaded.status_code == 200, uploaded.text
+            names = {path.name for path in data_dir.iterdir()}
+            assert {"ocr.db", "ocr.db-wal", "ocr.db-shm", "secret.key", "blobs"} <= names
+            modes = {
+                str(path.relative_to(data_dir)): stat.S_IMODE(path.stat().st_mode) for path in data_dir.rglob("*")
+            }
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+        assert {name: mode for name, mode in modes.items() if mode not in (0o600, 0o700)} == {}
+        assert any(name.startswith("blobs/") and mode == 0o600 for name, mode in modes.items())
+    finally:
+        from ocr_service.jobs import dispatch
+
+        dispatch.drain(60)
+        os.umask(previous_umask)
+        reset_process_singletons()
+        config._settings_from_environment.cache_clear()
