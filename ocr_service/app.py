@@ -39,6 +39,7 @@ from ocr_service.review.routes import router as review_router
 from ocr_service.storage import LocalBlobStore, prepare_data_dir, set_blob_store
 from ocr_service.verification.routes import router as verification_router
 from ocr_service.verification.schemas import HealthOut
+from ocr_service.webhook_targets import CallbackPolicy
 from pipelines.reasons import ImageErrorCode
 
 log = structlog.get_logger("ocr_service.access")
@@ -177,7 +178,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cipher = Cipher.from_settings(settings)
     set_cipher(cipher)
     set_blob_store(LocalBlobStore.from_settings(settings, cipher))
-    webhooks.configure_sender(settings.webhook_max_retries, settings.webhook_backoff_seconds)
+    webhooks.configure_sender(
+        settings.webhook_max_retries, settings.webhook_backoff_seconds, CallbackPolicy.from_settings(settings)
+    )
 
     from pipelines.ocr import get_engine
 

@@ -24,9 +24,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ocr_service.config import get_settings
 from ocr_service.db import SessionDep, utcnow
 from ocr_service.errors import ApiError
 from ocr_service.verification.models import ApiKey
+from ocr_service.webhook_targets import CallbackPolicy, check_callback_url
 
 __all__ = [
     "AdminKey",
@@ -90,10 +92,15 @@ def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Issue a key. Returns the row and the secret, which exists nowhere else afterwards.
 
+    A callback URL must pass ``webhook_targets.check_callback_url`` (``CallbackUrlError``, a
+    ``ValueError``, otherwise).
+
     The row is added and flushed; the caller commits.
     """
     if not name.strip():
         raise ValueError("a key needs a name")
+    if callback_url:
+        check_callback_url(callback_url, CallbackPolicy.from_settings(get_settings()))
     secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
     key = ApiKey(
         name=name.strip(),

@@ -49,7 +49,15 @@ class Settings(BaseSettings):
     max_failed_attempts: int = Field(5, ge=1, le=50)
     rate_limit_per_minute_key: int = 600
     rate_limit_per_minute_subject: int = 30
+    # Callbacks are always signed: with no secret, deliveries are refused (logged), never sent unsigned.
     webhook_secret: str = ""
+    # Comma-separated hosts (as written in the callback URL) that may be called over plain http;
+    # empty: https only. For a receiver inside the same private network without TLS.
+    webhook_allow_http_hosts: str = ""
+    # Callbacks to private, loopback or link-local addresses (10/8, 127/8, 169.254/16, fc00::/7 ...),
+    # checked when the URL is set and after DNS resolution at delivery. Off: a client key's URL
+    # must never reach the cloud metadata service or the service's own network.
+    webhook_allow_private_targets: bool = False
     webhook_max_retries: int = 5
     # First retry delay for a failed callback; doubles per retry (1+2+4+8+16 s over 5 retries
     # rides out a receiver restart without holding events for long).

@@ -19,6 +19,10 @@ database transaction or an HTTP request open. The service appends events to
 process-wide sender thread pool, ``after_rollback`` drops them. Retries back off
 exponentially (``webhook_backoff_seconds * 2**n``) on connection errors, 408, 429 and 5xx;
 other 4xx answers are the receiver refusing the event and are not retried.
+
+Every delivery is signed: without a webhook secret it is refused and logged, never sent
+unsigned. The destination is checked again at delivery, after DNS resolution, and the request
+goes to the checked address (``webhook_targets``); a refused destination is not retried.
 Events carry ids and status codes only, never names or numbers.
 """
 
@@ -41,6 +45,7 @@ from sqlalchemy.orm import Session
 
 from ocr_service.verification import events
 from ocr_service.verification.events import StatusChange
+from ocr_service.webhook_targets import CallbackPolicy, CallbackUrlError, resolve_callback_target
 
 log = structlog.get_logger(__name__)
 
@@ -109,33 +114,65 @@ def _drop_after_rollback(session: Session) -> None:
 class WebhookSender:
     """A small thread pool that delivers callbacks with retries, off every request path."""
 
-    def __init__(self, max_retries: int = 5, backoff_seconds: float = 1.0, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        max_retries: int = 5,
+        backoff_seconds: float = 1.0,
+        timeout: float = 5.0,
+        policy: CallbackPolicy | None = None,
+    ) -> None:
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.timeout = timeout
+        self.policy = policy or CallbackPolicy()  # the strict default: https to public addresses only
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
 
     def submit(self, delivery: WebhookDelivery) -> None:
         self._pool.submit(self.deliver, delivery)
 
     def deliver(self, delivery: WebhookDelivery) -> bool:
-        """POST with retries; True once the receiver answered 2xx."""
+        """POST with retries; True once the receiver answered 2xx, False when refused or given up."""
+        if not delivery.secret:
+            log.error(
+                "webhook_refused",
+                event_id=delivery.event_id,
+                reason="no webhook secret is configured (OCR_WEBHOOK_SECRET); callbacks are never sent unsigned",
+            )
+            return False
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
             for attempt in range(self.max_retries + 1):
-                timestamp = str(int(time.time()))
-                headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp}
-                if delivery.secret:
-                    headers[SIGNATURE_HEADER] = sign(delivery.body, delivery.secret)
                 retry = True
                 try:
-                    response = client.post(delivery.url, content=delivery.body, headers=headers)
-                    if response.is_success:
-                        log.info("webhook_delivered", event_id=delivery.event_id, attempt=attempt + 1)
-                        return True
-                    retry = response.status_code in (408, 429) or response.status_code >= 500
-                    outcome = f"http_{response.status_code}"
-                except httpx.HTTPError as exc:
-                    outcome = type(exc).__name__
+                    # resolved and checked on every attempt: the name may be re-pointed between tries
+                    target = resolve_callback_target(delivery.url, self.policy)
+                except CallbackUrlError as exc:
+                    log.error("webhook_refused", event_id=delivery.event_id, reason=str(exc))
+                    return False
+                except OSError as exc:
+                    target = None
+                    outcome = f"dns_error: {type(exc).__name__}"
+                if target is not None:
+                    timestamp = str(int(time.time()))
+                    headers = {
+                        "Content-Type": "application/json",
+                        "Host": target.host_header,
+                        TIMESTAMP_HEADER: timestamp,
+                        SIGNATURE_HEADER: sign(delivery.body, delivery.secret),
+                    }
+                    try:
+                        response = client.post(
+                            target.url,
+                            content=delivery.body,
+                            headers=headers,
+                            extensions={"sni_hostname": target.sni_hostname},
+                        )
+                        if response.is_success:
+                            log.info("webhook_delivered", event_id=delivery.event_id, attempt=attempt + 1)
+                            return True
+                        retry = response.status_code in (408, 429) or response.status_code >= 500
+                        outcome = f"http_{response.status_code}"
+                    except httpx.HTTPError as exc:
+                        outcome = type(exc).__name__
                 log.warning("webhook_failed", event_id=delivery.event_id, attempt=attempt + 1, outcome=outcome)
                 if not retry or attempt == self.max_retries:
                     break
@@ -159,15 +196,19 @@ def get_sender() -> WebhookSender:
             from ocr_service.config import get_settings
 
             settings = get_settings()
-            _sender = WebhookSender(settings.webhook_max_retries, settings.webhook_backoff_seconds)
+            _sender = WebhookSender(
+                settings.webhook_max_retries,
+                settings.webhook_backoff_seconds,
+                policy=CallbackPolicy.from_settings(settings),
+            )
         return _sender
 
 
-def configure_sender(max_retries: int, backoff_seconds: float) -> WebhookSender:
-    """Replace the process-wide sender (app start-up; tests use a short backoff)."""
+def configure_sender(max_retries: int, backoff_seconds: float, policy: CallbackPolicy | None = None) -> WebhookSender:
+    """Replace the process-wide sender (app start-up; tests use a short backoff and a local receiver)."""
     global _sender
     with _sender_lock:
-        _sender = WebhookSender(max_retries, backoff_seconds)
+        _sender = WebhookSender(max_retries, backoff_seconds, policy=policy)
         return _sender
 
 

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from ocr_service import webhooks
+from ocr_service import webhook_targets, webhooks
 from ocr_service.db import Database
+from ocr_service.webhook_targets import CallbackPolicy
 from tests.ocr_service.api_harness import BLURRED, CLEAN, harness, harness_settings
 
 SECRET = "whsec-test-1"
+# The receiver listens on 127.0.0.1 over plain http: both need the explicit allowances.
+LOCAL = CallbackPolicy(allow_http_hosts=frozenset({"127.0.0.1"}), allow_private_targets=True)
 
 
 @dataclass
@@ -86,7 +89,7 @@ def test_a_delivery_is_retried_after_a_500_and_signed_over_the_exact_body(receiv
     receiver.statuses = [500]
     event = webhooks.status_changed_event("v-1", "subject-1", "verified", [])
     body = json.dumps(event).encode()
-    sender = webhooks.WebhookSender(max_retries=3, backoff_seconds=0.01)
+    sender = webhooks.WebhookSender(max_retries=3, backoff_seconds=0.01, policy=LOCAL)
     delivered = sender.deliver(webhooks.WebhookDelivery(receiver.url, SECRET, body, event["id"]))
     assert delivered is True
     attempts = receiver.wait_for(2)
@@ -97,7 +100,7 @@ def test_a_delivery_is_retried_after_a_500_and_signed_over_the_exact_body(receiv
 
 
 def test_a_receiver_refusing_with_400_is_not_retried_and_a_failing_one_is_given_up(receiver):
-    sender = webhooks.WebhookSender(max_retries=2, backoff_seconds=0.01)
+    sender = webhooks.WebhookSender(max_retries=2, backoff_seconds=0.01, policy=LOCAL)
     receiver.statuses = [400]
     assert sender.deliver(webhooks.WebhookDelivery(receiver.url, SECRET, b"{}", "e-1")) is False
     assert len(receiver.wait_for(1)) == 1
@@ -108,7 +111,7 @@ def test_a_receiver_refusing_with_400_is_not_retried_and_a_failing_one_is_given_
 
 def test_events_are_sent_after_commit_and_dropped_on_rollback(receiver, tmp_path: Path):
     database = Database(f"sqlite:///{tmp_path / 'hooks.db'}")
-    sender = webhooks.configure_sender(max_retries=1, backoff_seconds=0.01)
+    sender = webhooks.configure_sender(max_retries=1, backoff_seconds=0.01, policy=LOCAL)
     try:
         with database.session() as session:
             rolled_back = webhooks.status_changed_event("v-2", "s", "retake", [])
@@ -127,6 +130,49 @@ def test_events_are_sent_after_commit_and_dropped_on_rollback(receiver, tmp_path
         database.dispose()
 
 
+def test_nothing_is_sent_unsigned_when_no_secret_is_configured(receiver, capsys):
+    sender = webhooks.WebhookSender(max_retries=2, backoff_seconds=0.01, policy=LOCAL)
+    assert sender.deliver(webhooks.WebhookDelivery(receiver.url, "", b"{}", "e-unsigned")) is False
+    time.sleep(0.1)
+    assert receiver.received == []
+    assert "no webhook secret is configured" in capsys.readouterr().err
+
+
+def test_the_default_policy_refuses_the_local_receiver_at_delivery(receiver, capsys):
+    sender = webhooks.WebhookSender(max_retries=2, backoff_seconds=0.01)
+    assert sender.deliver(webhooks.WebhookDelivery(receiver.url, SECRET, b"{}", "e-local")) is False
+    http_only = webhooks.WebhookSender(
+        max_retries=2, backoff_seconds=0.01, policy=CallbackPolicy(allow_http_hosts=frozenset({"127.0.0.1"}))
+    )
+    assert http_only.deliver(webhooks.WebhookDelivery(receiver.url, SECRET, b"{}", "e-local-2")) is False
+    time.sleep(0.1)
+    assert receiver.received == []
+    assert "webhook_refused" in capsys.readouterr().err
+
+
+def test_a_name_rebound_to_a_private_address_after_the_check_is_refused(receiver, monkeypatch):
+    port = receiver.url.split(":")[2].split("/")[0]
+    url = f"http://hooks.example.com:{port}/hooks/ocr"
+    policy = CallbackPolicy(allow_http_hosts=frozenset({"hooks.example.com"}))
+    assert webhook_targets.check_callback_url(url, policy) == url  # fine when the key was created
+    monkeypatch.setattr(webhook_targets, "_resolve", lambda host, port: ["127.0.0.1"])  # DNS now says loopback
+    sender = webhooks.WebhookSender(max_retries=2, backoff_seconds=0.01, policy=policy)
+    assert sender.deliver(webhooks.WebhookDelivery(url, SECRET, b"{}", "e-rebound")) is False
+    time.sleep(0.1)
+    assert receiver.received == []
+
+
+def test_a_delivery_goes_to_the_checked_address_with_the_original_host_name(receiver, monkeypatch):
+    port = receiver.url.split(":")[2].split("/")[0]
+    policy = CallbackPolicy(allow_http_hosts=frozenset({"receiver.test"}), allow_private_targets=True)
+    monkeypatch.setattr(webhook_targets, "_resolve", lambda host, port: ["127.0.0.1"])
+    sender = webhooks.WebhookSender(max_retries=0, backoff_seconds=0.01, policy=policy)
+    url = f"http://receiver.test:{port}/hooks/ocr"
+    assert sender.deliver(webhooks.WebhookDelivery(url, SECRET, b"{}", "e-pinned")) is True
+    ((headers, _body, _status),) = receiver.wait_for(1)
+    assert headers["host"] == f"receiver.test:{port}"
+
+
 # --- end to end: status changes of a real verification ------------------------------------------
 
 
@@ -138,7 +184,12 @@ def harness_callback_url(receiver) -> str:
 
 @pytest.fixture
 def harness_settings() -> dict:
-    return {"webhook_secret": SECRET, "webhook_backoff_seconds": 0.05}
+    return {
+        "webhook_secret": SECRET,
+        "webhook_backoff_seconds": 0.05,
+        "webhook_allow_http_hosts": "127.0.0.1",
+        "webhook_allow_private_targets": True,
+    }
 
 
 def test_every_status_change_of_a_verification_reaches_the_client_signed(harness, receiver):
