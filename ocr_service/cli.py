@@ -36,6 +36,19 @@ def _main() -> None:
     configure_logging(settings.log_level, settings.log_json)
 
 
+def _manifest_line_problem(entry: object) -> str | None:
+    """Why a parsed manifest line cannot be scanned: a claim that is a list, number or object would
+    otherwise reach the matcher as something no applicant could have typed."""
+    if not isinstance(entry, dict):
+        return "a line must be a JSON object"
+    if not isinstance(entry.get("image"), str) or not entry["image"]:
+        return "'image' must be a non-empty string"
+    for key in ("name", "id_number"):
+        if key in entry and entry[key] is not None and not isinstance(entry[key], str):
+            return f"'{key}' must be a string, not {type(entry[key]).__name__}"
+    return None
+
+
 def _scan_items(images: list[Path], manifest: Path | None, name: str | None, id_number: str | None):
     for image in images:
         yield str(image), image, name, id_number
@@ -46,10 +59,13 @@ def _scan_items(images: list[Path], manifest: Path | None, name: str | None, id_
                 continue
             try:
                 entry = json.loads(line)
-                path = Path(entry["image"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                yield f"{manifest}:{lineno}", None, None, f"bad manifest line: {exc}"
+                problem = _manifest_line_problem(entry)
+            except json.JSONDecodeError as exc:
+                problem = str(exc)
+            if problem:
+                yield f"{manifest}:{lineno}", None, None, f"bad manifest line: {problem}"
                 continue
+            path = Path(entry["image"])
             yield (
                 entry["image"],
                 (path if path.is_absolute() else base / path),

@@ -97,6 +97,34 @@ def test_bad_files_in_a_manifest_get_error_objects_and_the_batch_goes_on(tmp_pat
     assert all(o["error"]["message_zh"] for o in out if "error" in o and o["error"]["code"] != "bad_manifest_line")
 
 
+def test_a_manifest_line_whose_claim_or_image_is_not_a_string_is_refused_not_scanned(tmp_path: Path):
+    label = first_sample(lambda lb: lb["side"] == "front" and lb["expected_decision"] == "accept")
+    image = str(SAMPLE_SET / label["file"])
+    lines = [
+        {"image": image, "name": ["张三", "李四"], "id_number": label["claim"]["id_number"]},
+        {"image": image, "name": label["claim"]["name"], "id_number": 110101199003070000},
+        {"image": image, "name": {"first": "三"}},
+        {"image": ["a.jpg"]},
+        {"image": image, "name": label["claim"]["name"], "id_number": label["claim"]["id_number"]},
+        ["not", "an", "object"],
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", encoding="utf-8")
+    out = run_scan("--manifest", str(manifest))
+    assert [o.get("error", {}).get("code") for o in out] == [
+        "bad_manifest_line",
+        "bad_manifest_line",
+        "bad_manifest_line",
+        "bad_manifest_line",
+        None,
+        "bad_manifest_line",
+    ]
+    assert [o["image"] for o in out] == [f"{manifest}:{n}" for n in (1, 2, 3, 4)] + [image, f"{manifest}:6"]
+    assert "name" in out[0]["error"]["message"] and "id_number" in out[1]["error"]["message"]
+    assert all("decision" not in o for o in out if "error" in o)
+    assert out[4]["decision"] == "accept"
+
+
 def test_manifest_paths_resolve_against_the_manifest_folder(tmp_path: Path):
     label = first_sample(lambda lb: lb["side"] == "front")
     folder = tmp_path / "batch"
