@@ -9,7 +9,8 @@ builds one per worker process.
 Around every request: a request id (``X-Request-ID``, echoed), one structured access-log line
 (method, route template, status, duration; never query strings, bodies or path values, which
 may carry personal data), Prometheus request metrics by route template, and a body-size limit
-that answers 413 before reading more than ``max_upload_bytes`` plus form overhead.
+that answers 413 before reading more than ``max_upload_bytes`` plus form overhead (``file_too_large``),
+or, for a JSON body, more than ``max_json_bytes`` (``json_too_large``, before anything is parsed).
 """
 
 from __future__ import annotations
@@ -49,20 +50,26 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 
 
 class BodySizeLimitMiddleware:
-    """413 ``file_too_large`` without reading the body when Content-Length is over the limit,
-    and as soon as a chunked body passes it (the handler's partial answer is replaced)."""
+    """413 without reading the body when Content-Length is over the limit, and as soon as a chunked
+    body passes it (the handler's partial answer is replaced). JSON bodies have their own, smaller
+    limit and code (``json_too_large``); everything else (multipart uploads) ``file_too_large``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_json_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_json_bytes = max_json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        headers = dict(scope["headers"])
+        media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+        is_json = media_type == b"application/json" or media_type.endswith(b"+json")
+        limit = self.max_json_bytes if is_json else self.max_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, is_json)
             return
         received = 0
         overflowed = False
@@ -75,7 +82,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     overflowed = True
                     return {"type": "http.disconnect"}  # the app stops reading; we answer below
             return message
@@ -93,11 +100,21 @@ class BodySizeLimitMiddleware:
             if not overflowed:
                 raise
         if overflowed and not response_started:
-            await self._refuse(send)
+            await self._refuse(send, is_json)
 
-    async def _refuse(self, send: Send) -> None:
-        error = image_error(ImageErrorCode.FILE_TOO_LARGE, {"max_bytes": self.max_bytes - FORM_OVERHEAD_BYTES})
-        response = JSONResponse(error.to_body(), status_code=413, headers={"Connection": "close"})
+    async def _refuse(self, send: Send, is_json: bool) -> None:
+        if is_json:
+            body = error_body(
+                "json_too_large",
+                f"the JSON request body is larger than {self.max_json_bytes} bytes",
+                "请求内容过大，请精简后重试",
+                {"max_bytes": self.max_json_bytes},
+            )
+        else:
+            body = image_error(
+                ImageErrorCode.FILE_TOO_LARGE, {"max_bytes": self.max_bytes - FORM_OVERHEAD_BYTES}
+            ).to_body()
+        response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
         await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
 
@@ -215,7 +232,11 @@ def build_api(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+        max_json_bytes=settings.max_json_bytes,
+    )
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so it sees 413s too
     app.include_router(verification_router)
     app.include_router(review_router)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # (benchmarks/scan_speed.py); raise it only for a single-worker, latency-bound setup.
     ocr_threads: int = Field(1, ge=1, le=64)
     max_upload_bytes: int = 20 * 1024 * 1024
+    # JSON request bodies (create a verification, review decisions, declarations) are a few KB;
+    # 1 MB leaves room for long notes and is refused before parsing, not after 20 MB were parsed.
+    max_json_bytes: int = Field(1024 * 1024, ge=1024)
     # Declaration attachments (PDF/JPEG/PNG): a scanned multi-page certificate is a few MB;
     # the request body is still capped by max_upload_bytes.
     declaration_max_attachment_bytes: int = Field(10 * 1024 * 1024, ge=1)

@@ -333,6 +333,24 @@ def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read(harness):
     assert harness.count(StoredImage) == 0 and harness.blob_files() == []
 
 
+def test_a_json_body_over_its_own_limit_is_refused_with_413_json_too_large_before_parsing(harness):
+    oversized = b'{"subject_id": "user-json", "padding": "' + b"x" * (harness.settings.max_json_bytes + 1) + b'"}'
+    for headers in ({"Content-Type": "application/json"}, {"Content-Type": "application/json; charset=utf-8"}):
+        response = harness.request("POST", "/v1/verifications", content=oversized, headers=headers)
+        assert response.status_code == 413
+        error = response.json()["error"]
+        assert error["code"] == "json_too_large"
+        assert error["details"]["max_bytes"] == harness.settings.max_json_bytes
+        assert "照片" not in error["message_zh"] and "photo" not in error["message"]
+    # sent in chunks without a Content-Length: cut off as soon as it passes the limit
+    chunks = (oversized[i : i + 65536] for i in range(0, len(oversized), 65536))
+    response = harness.request(
+        "POST", "/v1/verifications", content=chunks, headers={"Content-Type": "application/json"}
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "json_too_large")
+    assert harness.settings.max_json_bytes == 1024 * 1024  # the default
+
+
 def test_a_missing_image_or_a_bad_claim_is_a_validation_error_that_does_not_echo_input(harness):
     created = harness.create("user-16")
     response = harness.request("POST", f"/v1/verifications/{created['id']}/images", data={"side": "front"})
