@@ -15,6 +15,7 @@ or, for a JSON body, more than ``max_json_bytes`` (``json_too_large``, before an
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -117,6 +118,55 @@ class BodySizeLimitMiddleware:
         response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
         await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
+
+
+class ConsoleSecurityHeadersMiddleware:
+    """CSP, no framing, no referrer and no sniffing on every console response (``/review/...``).
+
+    The console shows full ID numbers and photos: it must not be framed (clickjacking an
+    approval) or leak case URLs in a Referer. Its one script (the case page's viewer and
+    keyboard shortcuts) runs by a per-response nonce, which templates read as
+    ``request.state.csp_nonce``; no other script can run. Inline ``style`` attributes are
+    allowed: they cannot run code.
+    """
+
+    PREFIX = "/review"
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == self.PREFIX or path.startswith(self.PREFIX + "/")):
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(18)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
+        policy = (
+            "default-src 'none'; "
+            f"script-src 'nonce-{nonce}'; "
+            "style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' blob: data:; "
+            "connect-src 'self'; "
+            "form-action 'self'; "
+            "frame-ancestors 'none'; "
+            "base-uri 'none'"
+        )
+        extra = [
+            (b"content-security-policy", policy.encode()),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in extra}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = [*kept, *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class RequestContextMiddleware:
@@ -237,6 +287,7 @@ def build_api(settings: Settings) -> FastAPI:
         max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
         max_json_bytes=settings.max_json_bytes,
     )
+    app.add_middleware(ConsoleSecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so it sees 413s too
     app.include_router(verification_router)
     app.include_router(review_router)

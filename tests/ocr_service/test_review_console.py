@@ -563,3 +563,31 @@ def test_an_admin_assigns_a_waiting_case_to_a_named_reviewer_from_the_queue_and_
     console.sign_in("root")
     audit = console.client.get("/review/admin/audit").text
     assert audit.count("指派") >= 2
+
+
+def assert_console_security_headers(response) -> str:
+    """The headers every console page carries; returns the page's script nonce."""
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+    assert "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";", 1)[0]
+    return re.search(r"'nonce-([^']+)'", policy).group(1)
+
+
+def test_every_console_page_forbids_framing_and_runs_only_its_own_nonced_script(console):
+    signin = console.client.get("/review/signin")
+    assert_console_security_headers(signin)
+    console.manual_case()
+    console.sign_in()
+    assert_console_security_headers(console.client.get("/review/queue"))
+    first = console.client.get(claim_in_console(console))
+    nonce = assert_console_security_headers(first)
+    scripts = re.findall(r"<script([^>]*)>", first.text)
+    assert scripts and all(f'nonce="{nonce}"' in attributes for attributes in scripts)
+    queue = console.client.get("/review/queue")
+    queue_nonce = assert_console_security_headers(queue)
+    assert queue_nonce != nonce  # fresh per response
+    assert all(f'nonce="{queue_nonce}"' in attributes for attributes in re.findall(r"<script([^>]*)>", queue.text))
+    assert_console_security_headers(console.client.get("/review/no-such-page"))
