@@ -181,7 +181,7 @@ def _split_lines(region: np.ndarray, max_lines: int) -> list[np.ndarray]:
 
 
 # The number's first digit sits 2-3 mm left of the layout box on some renderings and on a
-# card placed a little off (external-eval bdciMT: 11421197503202509 for 511421197503202509);
+# card placed a little off (external-eval bdciMT: the number read without its leading 5);
 # the caption left of it is blue (kept out by the ink mask) or, on a copy, non-digits that
 # clean_id_number drops.
 _EXTRA_LEFT_PX = {"id_number": 30}

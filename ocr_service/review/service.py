@@ -423,12 +423,7 @@ def _held(session: Session, case_id: str, actor: str) -> ReviewCase:
     """
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
-        case = session.scalar(
-            select(ReviewCase)
-            .where(ReviewCase.id == case_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        case = _row_locked(session, case_id)
         held = case is not None and _holds(case, actor, now)
     else:
         held = bool(
@@ -875,15 +870,20 @@ def confirm_approval(session: Session, case_id: str, reviewer: Reviewer | str) -
     return DecisionOutcome(case, case.status.value, verification.status.value)
 
 
+def _row_locked(session: Session, case_id: str) -> ReviewCase | None:
+    """PostgreSQL: the case row locked for this transaction, read fresh (not from the identity map)."""
+    return session.scalar(
+        select(ReviewCase)
+        .where(ReviewCase.id == case_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
 def _locked_awaiting(session: Session, case_id: str) -> ReviewCase:
     """The case, locked so two second reviewers cannot both confirm (or refuse) one approval."""
     if session.get_bind().dialect.name == "postgresql":
-        case = session.scalar(
-            select(ReviewCase)
-            .where(ReviewCase.id == case_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        case = _row_locked(session, case_id)
     else:
         # a write that changes nothing makes this transaction SQLite's one writer before the read
         session.execute(
