@@ -6,15 +6,18 @@ the effective values with secrets hidden.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.decode import DecodeLimits
 from pipelines.quality import QualityThresholds
+from pipelines.reasons import ImageErrorCode
 from pipelines.scan import ScanSettings
 
 
@@ -59,6 +62,12 @@ class Settings(BaseSettings):
     # must never reach the cloud metadata service or the service's own network.
     webhook_allow_private_targets: bool = False
     webhook_max_retries: int = 5
+    # --- API keys (issue 11) -----------------------------------------------------------------
+    # Lifetime of a new (or newly rotated) key; 0: keys never expire. A year makes forgotten keys
+    # die on their own while leaving a partner a comfortable window to rotate.
+    api_key_days: int = Field(365, ge=0, le=10 * 365)
+    # Default hours a rotated key's old secret keeps working (`keys rotate --grace-hours`).
+    api_key_rotation_grace_hours: int = Field(24, ge=0, le=30 * 24)
     # First retry delay for a failed callback; doubles per retry (1+2+4+8+16 s over 5 retries
     # rides out a receiver restart without holding events for long).
     webhook_backoff_seconds: float = Field(1.0, ge=0)
@@ -73,8 +82,58 @@ class Settings(BaseSettings):
     # Declaration attachments (PDF/JPEG/PNG): a scanned multi-page certificate is a few MB;
     # the request body is still capped by max_upload_bytes.
     declaration_max_attachment_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    # --- the printed notice and its public check page (issue 12) -------------------------------
+    # Where the public reaches this service (scheme, host, optional path prefix), e.g.
+    # https://rc.example.gov.cn: the notice's QR code holds {public_base_url}/check/{code}, and a
+    # phone scanning it needs an absolute address. Empty: the address the notice was requested at
+    # (right on one machine; behind a proxy or a mini-program backend, set it).
+    public_base_url: str = ""
+    # Check-page requests (found or not) per client address per minute. A clerk checks a notice
+    # or two a minute; 20 leaves a queue room while a guesser gets 20 tries a minute against
+    # 16 random hex characters (2^64 codes).
+    public_check_per_minute: int = Field(20, ge=1, le=10_000)
+    # --- work-unit confirmation codes (issue 11) ----------------------------------------------
+    # Wrong codes within the window, counted per subject, per work unit (across every subject and
+    # client key: the guess-with-fresh-subject-ids attack) and per client key (across units).
+    # Reaching any limit locks that counter. 5 per subject leaves room for typos; 20 per unit lets
+    # a unit's applicants mistype on a busy morning; 50 per client key covers an app's many
+    # applicants. Against a 10-character code (31^10 values) even the unit's budget is hopeless.
+    unit_code_window_seconds: int = Field(900, ge=1, le=24 * 3600)
+    unit_code_max_failures_per_subject: int = Field(5, ge=1, le=1000)
+    unit_code_max_failures_per_unit: int = Field(20, ge=1, le=10_000)
+    unit_code_max_failures_per_client: int = Field(50, ge=1, le=100_000)
+    # The first lockout's length (the window's); each further lockout of the same counter doubles
+    # it up to the maximum. A unit that keeps being guessed at is locked 4 h at a time, which
+    # bounds how long a guesser can keep its applicants out once they stop.
+    unit_code_lockout_seconds: int = Field(900, ge=1, le=24 * 3600)
+    unit_code_lockout_max_seconds: int = Field(4 * 3600, ge=1, le=7 * 24 * 3600)
     # Decompression-bomb guard: a 40 MP photo is already larger than any phone camera's.
     max_pixels: int = 40_000_000
+    # --- decoding bounded by what the scan needs (issue 11: a 116 KB 6300x6300 PNG cost 316 MB) ---
+    # Longer side of the frame a photo is decoded to. The scan rectifies the card to 856x540
+    # (10 px/mm) and the capture check wants the card's long side >= 1/4 of the frame's
+    # (quality.min_coverage 0.25), so at 3000 px the smallest accepted card still spans >= 750 px
+    # and a normally framed one (half the frame or more) >= 1500 px: more than the rectified card
+    # uses. A 40 MP JPEG is decoded at 1/2 scale (libjpeg DCT scaling), never at full size.
+    decode_long_side: int = Field(3000, ge=640)
+    # Pixels decoded at full size when the format cannot be reduced while decoding (PNG, WebP,
+    # BMP): 16 MP is a 4608x3456 photo, more than any screenshot (iPad Pro 2732x2048 = 5.6 MP) or
+    # a 600 dpi scan of a card (2000x1300); a 40 MP PNG would hold ~360 MB while decoding.
+    # Over it: 422 ``too_many_pixels``.
+    max_decoded_pixels: int = Field(16_000_000, ge=1)
+    # The live quality check (/v1/quality) finds the card on a 400 px copy and judges a
+    # 428x270 half-size card, so a camera preview frame (<= 1920x1080, 2 MP) is all it needs.
+    # A JPEG is reduced to quality_long_side while decoding; any other format over
+    # quality_max_pixels is refused with 422 ``frame_too_large``.
+    quality_max_pixels: int = Field(4_000_000, ge=1)
+    quality_long_side: int = Field(1920, ge=320)
+    # Decodes (and the quality check on the decoded frame) that run at once in the API process;
+    # the others wait up to decode_wait_seconds, then get 503 ``server_busy`` with Retry-After.
+    # 2 = the cores of the reference machine: a decode is CPU-bound, more at once only adds
+    # frames in memory (benchmarks/upload_memory.py). A decode takes 15-300 ms, so 10 s of
+    # waiting covers a burst of ~40 large uploads before anyone is turned away.
+    decode_slots: int = Field(2, ge=1, le=64)
+    decode_wait_seconds: float = Field(10.0, ge=0, le=300)
     quality: QualityThresholds = QualityThresholds()
     min_readable_confidence: float = ScanSettings.min_readable_confidence
     min_field_confidence: float = ScanSettings.min_field_confidence
@@ -113,8 +172,39 @@ class Settings(BaseSettings):
     # about 5 tries an hour per username once the lock reaches an hour.
     review_signin_lockout_seconds: int = Field(60, ge=1, le=24 * 3600)
     review_signin_lockout_max_seconds: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    # --- behind a reverse proxy (issue 11) ---------------------------------------------------
+    # Comma-separated IPs/CIDRs of the proxies whose X-Forwarded-Proto/-For are believed (console
+    # cookies get Secure when the proxy says https; `serve` hands the same list to uvicorn, which
+    # then reports the client's own address). Empty: no proxy is trusted, the headers are ignored.
+    trusted_proxies: str = ""
+    # Always mark console cookies Secure, whatever the request looks like: for a TLS proxy that
+    # is not in trusted_proxies. Plain-http sign-in then stops working, as it should.
+    cookie_secure: bool = False
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_base_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"not an absolute http(s) address without query or fragment: {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for entry in _split_list(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR network: {entry!r}") from None
+        return value
+
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in _split_list(self.trusted_proxies))
 
     @property
     def effective_database_url(self) -> str:
@@ -135,7 +225,23 @@ class Settings(BaseSettings):
         )
 
     def decode_limits(self) -> DecodeLimits:
-        return DecodeLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_pixels)
+        """Limits for a photo that is scanned (uploads, the scan itself, the reviewer's card view)."""
+        return DecodeLimits(
+            max_bytes=self.max_upload_bytes,
+            max_pixels=self.max_pixels,
+            max_decoded_pixels=self.max_decoded_pixels,
+            long_side=self.decode_long_side,
+        )
+
+    def quality_decode_limits(self) -> DecodeLimits:
+        """Limits for one camera frame sent to the live quality check."""
+        return DecodeLimits(
+            max_bytes=self.max_upload_bytes,
+            max_pixels=self.max_pixels,
+            max_decoded_pixels=self.quality_max_pixels,
+            over_decoded_pixels=ImageErrorCode.FRAME_TOO_LARGE,
+            long_side=self.quality_long_side,
+        )
 
     def public_dump(self) -> dict:
         """Effective settings for display: the key and secrets hidden, URL passwords masked."""
@@ -151,6 +257,10 @@ class Settings(BaseSettings):
                 if ":" in credentials:
                     data[name] = f"{scheme}//{credentials.split(':', 1)[0]}:***@{host}"
         return data
+
+
+def _split_list(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 @lru_cache(maxsize=1)

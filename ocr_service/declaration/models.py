@@ -15,6 +15,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ocr_service.db import Base, str_enum, utcnow
+from ocr_service.encrypted_types import EncryptedText
 from ocr_service.verification.models import DocumentType, UuidPrimaryKey
 
 
@@ -60,17 +61,22 @@ class UnitBinding(UuidPrimaryKey, Base):
     work_unit: Mapped[WorkUnit] = relationship()
 
 
-class BindAttempt(Base):
-    """One try to bind a unit; the failed ones in a window make the rate limit."""
+class UnitCodeCounter(Base):
+    """Wrong confirmation codes of one counter (a subject, a work unit or a client key) and its lockout.
 
-    __tablename__ = "work_unit_bind_attempts"
-    __table_args__ = (Index("ix_work_unit_bind_attempts_subject_at", "client_key_id", "subject_id", "at"),)
+    One row per counter, updated under a row lock, so API processes sharing the database share the
+    count. ``key`` is the unit's id, the client key's id, or ``<client key id>:<subject id>``.
+    """
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    client_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
-    subject_id: Mapped[str] = mapped_column(String(128))
-    succeeded: Mapped[bool] = mapped_column(Boolean)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    __tablename__ = "unit_code_attempts"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # "subject" | "unit" | "client"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # within the window that started at:
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)  # so far; each one doubles the next
+    locked_until: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Declaration(UuidPrimaryKey, Base):
@@ -89,9 +95,9 @@ class Declaration(UuidPrimaryKey, Base):
     subject_id: Mapped[str] = mapped_column(String(128))
     identity_id: Mapped[str] = mapped_column(ForeignKey("verified_identities.id"), index=True)
     verification_id: Mapped[str] = mapped_column(ForeignKey("verifications.id"))
-    applicant_name: Mapped[str] = mapped_column(String(200))
-    applicant_sex: Mapped[str | None] = mapped_column(String(8))
-    applicant_ethnicity: Mapped[str | None] = mapped_column(String(32))
+    applicant_name: Mapped[str] = mapped_column(EncryptedText("declarations.applicant_name"))
+    applicant_sex: Mapped[str | None] = mapped_column(EncryptedText("declarations.applicant_sex"))
+    applicant_ethnicity: Mapped[str | None] = mapped_column(EncryptedText("declarations.applicant_ethnicity"))
     document_type: Mapped[DocumentType] = mapped_column(str_enum(DocumentType))
     number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     form_enc: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -10,15 +10,20 @@ Registering units needs ``admin``. Attachments are always served as downloads wi
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, File, Query, Request, Response, UploadFile, status
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
 
-from ocr_service.auth import AdminKey, require_scope
-from ocr_service.db import SessionDep
+from ocr_service.auth import AdminKey, Scope, require_any_scope, require_scope
+from ocr_service.db import SessionDep, utcnow
 from ocr_service.declaration import service
 from ocr_service.declaration.models import DeclarationStatus
+from ocr_service.declaration.notice import KIND_LABELS, beijing_time
 from ocr_service.declaration.schemas import (
     AttachmentOut,
     BindingOut,
@@ -33,14 +38,17 @@ from ocr_service.declaration.schemas import (
     WorkUnitCreated,
     WorkUnitOut,
 )
-from ocr_service.errors import not_found
+from ocr_service.errors import ApiError, not_found
+from ocr_service.ratelimit import enforce
 from ocr_service.storage import BlobStore, get_blob_store
 from ocr_service.verification.models import ApiKey
 from ocr_service.verification.routes import Client, SettingsDep
 from ocr_service.verification.schemas import ErrorOut
 
 AnyKey = Annotated[ApiKey, Depends(require_scope())]
-Reviewer = AnyKey  # admin, or a unit's reviewer key: service.reviewer_can_see decides per declaration
+# An admin key, or a unit's reviewer key (service.reviewer_can_see then decides per declaration);
+# every other key -- client, identity reviewer -- gets 403 before anything is looked up.
+Reviewer = Annotated[ApiKey, Depends(require_any_scope(Scope.UNIT_REVIEWER, Scope.ADMIN))]
 
 
 def _blob_store() -> BlobStore:
@@ -87,12 +95,13 @@ def verify_notice(code: str, key: AnyKey, session: SessionDep) -> NoticeCheckOut
     "/admin/work-units",
     response_model=WorkUnitCreated,
     status_code=status.HTTP_201_CREATED,
-    summary="Register a work unit (its confirmation code is stored hashed)",
-    responses=_errors(409),
+    summary="Register a work unit (its confirmation code, generated unless chosen, is stored hashed)",
+    responses=_errors(409, 422),
 )
 def register_work_unit(body: WorkUnitCreate, admin: AdminKey, session: SessionDep) -> WorkUnitCreated:
-    unit, secret = service.register_work_unit(session, body.name, body.confirmation_code)
-    return WorkUnitCreated(id=unit.id, name=unit.name, reviewer_key=secret)
+    code = service.check_code_strength(body.confirmation_code or service.new_confirmation_code())
+    unit, secret = service.register_work_unit(session, body.name, code)
+    return WorkUnitCreated(id=unit.id, name=unit.name, reviewer_key=secret, confirmation_code=code)
 
 
 @router.get("/work-units", response_model=list[WorkUnitOut], summary="Search work units by name")
@@ -108,8 +117,10 @@ def search_work_units(
     summary="Bind (or rebind) the subject to a work unit",
     responses=_errors(404, 422, 429),
 )
-def bind_work_unit(body: BindRequest, client: Client, session: SessionDep) -> BindingOut:
-    binding = service.bind_work_unit(session, client, body.subject_id, body.work_unit_id, body.confirmation_code)
+def bind_work_unit(body: BindRequest, client: Client, session: SessionDep, settings: SettingsDep) -> BindingOut:
+    binding = service.bind_work_unit(
+        session, client, body.subject_id, body.work_unit_id, body.confirmation_code, settings
+    )
     return BindingOut(
         subject_id=binding.subject_id,
         work_unit=WorkUnitOut(id=binding.work_unit.id, name=binding.work_unit.name),
@@ -321,6 +332,68 @@ def withdraw(declaration_id: str, client: Client, session: SessionDep) -> Declar
     summary="The printable registration success notice (PDF)",
     responses=_errors(404, 409),
 )
-def notice(declaration_id: str, client: Client, session: SessionDep, request: Request) -> Response:
-    declaration, pdf = service.notice_pdf(session, client, declaration_id)
+def notice(
+    declaration_id: str, client: Client, session: SessionDep, request: Request, settings: SettingsDep
+) -> Response:
+    # the QR code needs an absolute address: the configured public one, else the one asked at
+    base_url = settings.public_base_url or str(request.base_url)
+    declaration, pdf = service.notice_pdf(session, client, declaration_id, base_url)
     return _download(pdf, "application/pdf", f"notice-{declaration.number}.pdf")
+
+
+# --- the public check page (no key: the QR code on the notice opens it) ---------------------------
+
+public_router = APIRouter(tags=["public"])
+_check_templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+# what service.submit issues: secrets.token_hex(8).upper(), 64 random bits
+_CHECK_CODE = re.compile(r"[0-9A-Fa-f]{16}")
+_CHECK_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+@public_router.get(
+    "/check/{code}",
+    response_class=HTMLResponse,
+    summary="Public check page of a printed notice (no key): masked identity, state and times",
+    responses={404: {"content": {"text/html": {}}}, 429: {"content": {"text/html": {}}}},
+)
+def check_page(code: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    context: dict[str, Any] = {"check": None, "retry_after": None, "checked_at": beijing_time(utcnow())}
+    status_code = 200
+    headers = dict(_CHECK_HEADERS)
+    address = request.client.host if request.client else "unknown"
+    try:
+        # counted before the code is even looked at: a malformed guess costs as much as a real one
+        enforce(request.app.state.rate_limiter, "notice_check", address, settings.public_check_per_minute)
+        if not _CHECK_CODE.fullmatch(code):
+            raise ApiError("unknown_verify_code", 404, "no declaration has this verification code", "验证码无效")
+        check = service.check_notice(session, code)
+    except ApiError as error:
+        if error.status not in (404, 429):
+            raise
+        status_code = error.status
+        if error.status == 429:
+            context["retry_after"] = error.details.get("retry_after", 60)
+            headers["Retry-After"] = str(context["retry_after"])
+    else:
+        context["check"] = {
+            "valid": check.valid,
+            "approved": check.status is DeclarationStatus.APPROVED,
+            "number": check.number,
+            "kind": KIND_LABELS[check.kind],
+            "id_number_masked": check.id_number_masked,
+            "status": check.status_label,
+            "submitted_at": beijing_time(check.submitted_at),
+            "approved_at": beijing_time(check.approved_at) if check.approved_at else None,
+        }
+    return _check_templates.TemplateResponse(
+        request, "notice_check.html", context, status_code=status_code, headers=headers
+    )

@@ -64,7 +64,7 @@ class ProbationForm(_Form):
     practising_certificate_number: str | None = Field(None, max_length=64)
     institutions: list[Institution] = []
     fresh_graduate: bool = False
-    # conditional upload slot (commitment_letter, internship_review_form, ...) -> attachment id
+    # conditional upload slot (commitment_letter, hmt_internship_review_form, ...) -> attachment id
     uploads: dict[str, str] = {}
     supporting_files: list[str] = []
 
@@ -79,7 +79,13 @@ class DeclarationCreate(BaseModel):
 
 class WorkUnitCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    confirmation_code: str = Field(min_length=4, max_length=64)
+    # omit to have a 10-character code generated; a chosen one needs at least 8 characters of
+    # 23456789ABCDEFGHJKMNPQRSTUVWXYZ (case is ignored), else 422 weak_confirmation_code
+    confirmation_code: str | None = Field(
+        None,
+        max_length=64,
+        description="At least 8 characters of 23456789ABCDEFGHJKMNPQRSTUVWXYZ (case ignored); omit to generate one.",
+    )
 
 
 class BindRequest(BaseModel):
@@ -139,6 +145,8 @@ class WorkUnitOut(BaseModel):
 class WorkUnitCreated(WorkUnitOut):
     # shown once: the key the unit's administrator reviews with
     reviewer_key: str
+    # shown once: the code (upper case) applicants bind with, generated unless one was chosen
+    confirmation_code: str
 
 
 class BindingOut(BaseModel):
@@ -186,7 +194,9 @@ class NoticeCheckOut(BaseModel):
     number: str
     kind: DeclarationKind
     status: DeclarationStatus
+    status_label: str  # the status in Chinese, as the check page shows it
     applicant_name: str
     id_number_masked: str
     region_name: str | None
     submitted_at: datetime | None
+    approved_at: datetime | None

@@ -13,26 +13,29 @@ import hmac
 import json
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, select
+import structlog
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ocr_service.auth import Scope, create_api_key
-from ocr_service.config import Settings
+from ocr_service.config import Settings, get_settings
 from ocr_service.crypto import get_cipher
 from ocr_service.db import utcnow
 from ocr_service.declaration import validation
 from ocr_service.declaration.models import (
-    BindAttempt,
     Declaration,
     DeclarationAttachment,
     DeclarationEvent,
     DeclarationKind,
     DeclarationStatus,
     UnitBinding,
+    UnitCodeCounter,
     WorkUnit,
 )
 from ocr_service.declaration.requirements import (
@@ -53,12 +56,14 @@ from ocr_service.declaration.schemas import (
     WorkUnitOut,
 )
 from ocr_service.errors import ApiError, not_found
-from ocr_service.logs import mask_id_number
+from ocr_service.masking import mask_document_number
 from ocr_service.storage import BlobStore
 from ocr_service.verification.models import ApiKey, VerifiedIdentity
 from ocr_service.verification.service import identity_number
 from pipelines import divisions
 from pipelines.decode import ImageDecodeError, decode_image
+
+log = structlog.get_logger(__name__)
 
 S = DeclarationStatus
 
@@ -90,10 +95,14 @@ EDITABLE = frozenset({S.DRAFT, S.WITHDRAWN, S.RETURNED, S.MODIFICATION_ALLOWED})
 # approved is final until the unit reopens it; only open declarations get flagged
 OPEN = frozenset(set(S) - {S.APPROVED})
 
-# Failed confirmation codes per subject before binding is refused for the rest of the window:
-# a 6-digit code has 10^6 values, so 5 tries per 15 minutes makes guessing hopeless.
-BIND_MAX_FAILURES = 5
-BIND_WINDOW = timedelta(minutes=15)
+# Confirmation codes a unit is given (or may choose): at least 8 characters of an alphabet with no
+# look-alikes (no 0/O, 1/I/L), so a code read aloud or off paper is typed right. Generated ones
+# have 10: 31^10 (about 8e14) values, hopeless to guess within the attempt limits.
+CONFIRMATION_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CONFIRMATION_CODE_MIN_LENGTH = 8
+CONFIRMATION_CODE_LENGTH = 10
+# A counter idle this long (no failure, no lockout running) is forgotten, its back-off level too.
+UNIT_CODE_FORGET_AFTER = timedelta(hours=24)
 # PBKDF2 rounds for confirmation codes: codes are short, so the hash must be slow to brute-force
 # offline; 100k SHA-256 rounds take ~50 ms, paid only when a unit is registered or bound.
 CODE_HASH_ITERATIONS = 100_000
@@ -185,25 +194,66 @@ def _parsed(declaration: Declaration) -> TcmForm | ProbationForm:
 # --- work units -----------------------------------------------------------------------------------
 
 
+def new_confirmation_code() -> str:
+    """A fresh unit confirmation code: 10 characters drawn by ``secrets`` from the unambiguous alphabet."""
+    return "".join(secrets.choice(CONFIRMATION_CODE_ALPHABET) for _ in range(CONFIRMATION_CODE_LENGTH))
+
+
+def _normalise_code(code: str) -> str:
+    """Codes compare without regard to case or surrounding spaces."""
+    return code.strip().upper()
+
+
+def check_code_strength(code: str) -> str:
+    """The normalised code, or a 422 when it is shorter than 8 or has characters outside the alphabet."""
+    normalised = _normalise_code(code)
+    if len(normalised) >= CONFIRMATION_CODE_MIN_LENGTH and set(normalised) <= set(CONFIRMATION_CODE_ALPHABET):
+        return normalised
+    message_zh = f"单位确认码须至少{CONFIRMATION_CODE_MIN_LENGTH}位，只能使用数字2-9和字母（不含易混淆的O、I、L）"
+    raise ApiError(
+        "weak_confirmation_code",
+        422,
+        f"a confirmation code needs at least {CONFIRMATION_CODE_MIN_LENGTH} characters from "
+        f"{CONFIRMATION_CODE_ALPHABET} (no 0, 1, O, I, L); omit it to have one generated",
+        message_zh,
+        {
+            "errors": [{"field": "confirmation_code", "code": "weak_confirmation_code", "message_zh": message_zh}],
+            "min_length": CONFIRMATION_CODE_MIN_LENGTH,
+            "alphabet": CONFIRMATION_CODE_ALPHABET,
+        },
+    )
+
+
+# Hashes of codes normalised by ``_normalise_code`` carry this scheme; the units registered before
+# issue 11 keep "pbkdf2_sha256" and are compared as they were typed then (stripped only).
+_CODE_SCHEME = "pbkdf2_sha256_upper"
+
+
 def hash_confirmation_code(code: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", code.strip().encode(), salt, CODE_HASH_ITERATIONS)
-    return f"pbkdf2_sha256${CODE_HASH_ITERATIONS}${salt.hex()}${digest.hex()}"
+    digest = hashlib.pbkdf2_hmac("sha256", _normalise_code(code).encode(), salt, CODE_HASH_ITERATIONS)
+    return f"{_CODE_SCHEME}${CODE_HASH_ITERATIONS}${salt.hex()}${digest.hex()}"
 
 
 def check_confirmation_code(code: str, stored: str) -> bool:
-    _scheme, iterations, salt, expected = stored.split("$")
-    digest = hashlib.pbkdf2_hmac("sha256", code.strip().encode(), bytes.fromhex(salt), int(iterations))
+    """Constant-time comparison of the PBKDF2 digests (the code itself is never compared)."""
+    scheme, iterations, salt, expected = stored.split("$")
+    typed = _normalise_code(code) if scheme == _CODE_SCHEME else code.strip()
+    digest = hashlib.pbkdf2_hmac("sha256", typed.encode(), bytes.fromhex(salt), int(iterations))
     return hmac.compare_digest(digest.hex(), expected)
 
 
 def register_work_unit(session: Session, name: str, confirmation_code: str) -> tuple[WorkUnit, str]:
-    """Register a unit; returns it and the secret of its reviewer key (shown once)."""
+    """Register a unit; returns it and the secret of its reviewer key (shown once).
+
+    The code is refused unless it passes ``check_code_strength``; ``new_confirmation_code`` makes one.
+    """
     name = name.strip()
+    code = check_code_strength(confirmation_code)
     if session.scalar(select(WorkUnit.id).where(WorkUnit.name == name)) is not None:
         raise ApiError("work_unit_exists", 409, "a work unit with this name is registered", "该单位已注册")
     key, secret = create_api_key(session, f"work unit: {name}"[:200], [Scope.UNIT_REVIEWER])
-    unit = WorkUnit(name=name, confirmation_code_hash=hash_confirmation_code(confirmation_code), reviewer_key_id=key.id)
+    unit = WorkUnit(name=name, confirmation_code_hash=hash_confirmation_code(code), reviewer_key_id=key.id)
     session.add(unit)
     session.commit()
     return unit, secret
@@ -221,35 +271,165 @@ def get_binding(session: Session, client: ApiKey, subject_id: str) -> UnitBindin
     )
 
 
-def bind_work_unit(session: Session, client: ApiKey, subject_id: str, work_unit_id: str, code: str) -> UnitBinding:
-    """Bind the subject to a unit after checking the unit's code; rebinding replaces the binding."""
-    since = utcnow() - BIND_WINDOW
-    failures = session.scalar(
-        select(func.count())
-        .select_from(BindAttempt)
-        .where(
-            BindAttempt.client_key_id == client.id,
-            BindAttempt.subject_id == subject_id,
-            BindAttempt.succeeded.is_(False),
-            BindAttempt.at >= since,
+# --- confirmation-code attempts -------------------------------------------------------------------
+
+
+class CodeScope(StrEnum):
+    SUBJECT = "subject"
+    UNIT = "unit"
+    CLIENT = "client"
+
+
+def _code_counters(client: ApiKey, subject_id: str, work_unit_id: str) -> list[tuple[CodeScope, str]]:
+    return [
+        (CodeScope.SUBJECT, f"{client.id}:{subject_id}"),
+        (CodeScope.UNIT, work_unit_id),
+        (CodeScope.CLIENT, client.id),
+    ]
+
+
+def _code_limit(settings: Settings, scope: CodeScope) -> int:
+    return {
+        CodeScope.SUBJECT: settings.unit_code_max_failures_per_subject,
+        CodeScope.UNIT: settings.unit_code_max_failures_per_unit,
+        CodeScope.CLIENT: settings.unit_code_max_failures_per_client,
+    }[scope]
+
+
+def _locked_counters(session: Session, keys: list[tuple[CodeScope, str]]) -> list[UnitCodeCounter]:
+    """The counters' rows, created when missing, locked until the commit.
+
+    Rows are created and locked in one order (scope, key) for every request, so two requests never
+    wait for each other in a cycle. On SQLite the insert takes the database's write lock instead.
+    """
+    now = utcnow()
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    for scope, key in sorted((str(scope), key) for scope, key in keys):
+        session.execute(
+            insert(UnitCodeCounter)
+            .values(scope=scope, key=key, failures=0, lockouts=0, window_started_at=now)
+            .on_conflict_do_nothing()
         )
+    rows = session.scalars(
+        select(UnitCodeCounter)
+        .where(or_(*(and_(UnitCodeCounter.scope == str(s), UnitCodeCounter.key == k) for s, k in keys)))
+        .order_by(UnitCodeCounter.scope, UnitCodeCounter.key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    return sorted(rows, key=lambda row: [str(s) for s, _ in keys].index(row.scope))
+
+
+def _code_locked(settings: Settings, scope: CodeScope, seconds: int) -> ApiError:
+    seconds = max(1, seconds)
+    minutes = -(-seconds // 60)
+    error = ApiError(
+        "too_many_bind_attempts",
+        429,
+        f"too many wrong confirmation codes ({scope}); try again in {seconds} s",
+        f"单位确认码错误次数过多，请{minutes}分钟后再试",
+        {
+            "scope": str(scope),
+            "retry_after": seconds,
+            "window_seconds": settings.unit_code_window_seconds,
+            "max_failures": _code_limit(settings, scope),
+        },
     )
-    if (failures or 0) >= BIND_MAX_FAILURES:
-        raise ApiError(
-            "too_many_bind_attempts",
-            429,
-            "too many wrong confirmation codes; try again later",
-            "单位确认码错误次数过多，请15分钟后再试",
-            {"window_seconds": int(BIND_WINDOW.total_seconds()), "max_failures": BIND_MAX_FAILURES},
+    error.headers["Retry-After"] = str(seconds)
+    return error
+
+
+def _reserve_code_attempt(session: Session, settings: Settings, keys: list[tuple[CodeScope, str]]) -> int:
+    """Count this attempt as a failure in advance, or refuse it when a counter is locked or spent.
+
+    Counting before the (slow) hash is checked, under the rows' lock, makes the budget exact even
+    when many API processes take guesses at once. Returns the attempts left before a lockout.
+    """
+    now = utcnow()
+    window = timedelta(seconds=settings.unit_code_window_seconds)
+    rows = _locked_counters(session, keys)
+    refusal: tuple[int, CodeScope] | None = None
+    for row in rows:
+        scope = CodeScope(row.scope)
+        if row.last_failure_at is not None and now - row.last_failure_at > UNIT_CODE_FORGET_AFTER:
+            row.lockouts = 0
+        if now - row.window_started_at >= window:
+            row.failures, row.window_started_at = 0, now
+        if row.locked_until is not None and row.locked_until > now:
+            wait = (row.locked_until - now).total_seconds()
+        elif row.failures >= _code_limit(settings, scope):  # spent by attempts still being checked
+            wait = (row.window_started_at + window - now).total_seconds()
+        else:
+            continue
+        if refusal is None or wait > refusal[0]:
+            refusal = (int(wait + 0.999), scope)
+    if refusal is not None:
+        session.commit()
+        raise _code_locked(settings, refusal[1], refusal[0])
+    for row in rows:
+        row.failures += 1
+        row.last_failure_at = now
+    left = min(_code_limit(settings, CodeScope(row.scope)) - row.failures for row in rows)
+    session.commit()
+    return left
+
+
+def _settle_code_attempt(session: Session, settings: Settings, keys: list[tuple[CodeScope, str]], ok: bool) -> None:
+    """Take back the reserved failure when the code was right; lock the spent counters when it was not.
+
+    A right code takes back only its own reservation: it never resets a counter. The unit's and the
+    client key's counters hold other callers' failures (possibly a guesser's), and even a subject's
+    could be reset by a guesser who knows another unit's code and binds to it between guesses. So
+    failures fade only with the window, and an applicant who mistyped then succeeded keeps those
+    few failures for at most one window, which costs nobody a binding.
+    """
+    now = utcnow()
+    rows = _locked_counters(session, keys)
+    for row in rows:
+        if ok:
+            row.failures = max(0, row.failures - 1)
+        elif row.failures >= _code_limit(settings, CodeScope(row.scope)):
+            seconds = min(
+                settings.unit_code_lockout_seconds * 2 ** min(row.lockouts, 30), settings.unit_code_lockout_max_seconds
+            )
+            row.lockouts += 1
+            row.locked_until = now + timedelta(seconds=seconds)
+            row.failures, row.window_started_at = 0, row.locked_until
+            log.warning("unit_code_locked", scope=row.scope, lockouts=row.lockouts, seconds=seconds)
+    if not ok:
+        session.execute(
+            delete(UnitCodeCounter).where(
+                UnitCodeCounter.last_failure_at < now - UNIT_CODE_FORGET_AFTER,
+                or_(UnitCodeCounter.locked_until.is_(None), UnitCodeCounter.locked_until < now),
+            )
         )
+    session.commit()
+
+
+def bind_work_unit(
+    session: Session,
+    client: ApiKey,
+    subject_id: str,
+    work_unit_id: str,
+    code: str,
+    settings: Settings | None = None,
+) -> UnitBinding:
+    """Bind the subject to a unit after checking the unit's code; rebinding replaces the binding.
+
+    Wrong codes count per subject, per unit and per client key (settings ``unit_code_*``): guessing
+    one unit's code under ever new subject ids, or many units' codes with one key, ends in a 429
+    ``too_many_bind_attempts`` with Retry-After, whose lockout doubles each time it recurs.
+    """
+    settings = settings or get_settings()
     unit = session.get(WorkUnit, work_unit_id)
     if unit is None:
         raise ApiError("work_unit_not_found", 404, "no such work unit", "未找到该单位，请确认单位已注册")
+    keys = _code_counters(client, subject_id, unit.id)
+    left = _reserve_code_attempt(session, settings, keys)
     ok = check_confirmation_code(code, unit.confirmation_code_hash)
-    session.add(BindAttempt(client_key_id=client.id, subject_id=subject_id, succeeded=ok))
+    _settle_code_attempt(session, settings, keys, ok)
     if not ok:
-        session.commit()  # the failure counts even though the request fails
-        remaining = max(BIND_MAX_FAILURES - (failures or 0) - 1, 0)
+        log.info("unit_code_wrong", work_unit_id=unit.id, client_key_id=client.id)
         raise ApiError(
             "wrong_confirmation_code",
             422,
@@ -263,7 +443,7 @@ def bind_work_unit(session: Session, client: ApiKey, subject_id: str, work_unit_
                         "message_zh": "单位确认码错误，请向申报单位核实",
                     }
                 ],
-                "remaining_attempts": remaining,
+                "remaining_attempts": max(left, 0),
             },
         )
     binding = get_binding(session, client, subject_id)
@@ -391,7 +571,7 @@ def save_form(session: Session, client: ApiKey, declaration_id: str, raw: dict[s
 def completeness_errors(session: Session, declaration: Declaration) -> list[validation.FieldError]:
     form = _parsed(declaration)
     if isinstance(form, TcmForm):
-        return validation.tcm_completeness_errors(form)
+        return validation.tcm_completeness_errors(form, applicant_number=applicant_number(declaration))
     unit_name = declaration.work_unit.name if declaration.work_unit is not None else None
     return validation.probation_completeness_errors(form, declaration.document_type, unit_name)
 
@@ -601,40 +781,42 @@ def region_name(declaration: Declaration) -> str | None:
     return divisions.place_name(code) if code else None
 
 
-def notice_pdf(session: Session, client: ApiKey, declaration_id: str) -> tuple[Declaration, bytes]:
-    from ocr_service.declaration.notice import NoticeContent, render_notice
+def approved_at(declaration: Declaration) -> datetime | None:
+    """When the declaration was last approved (its latest transition to ``approved``)."""
+    times = [event.at for event in declaration.events if event.to_status is S.APPROVED]
+    return times[-1] if times else None
+
+
+def notice_pdf(
+    session: Session, client: ApiKey, declaration_id: str, public_base_url: str
+) -> tuple[Declaration, bytes]:
+    """The printed notice: 申报回执 while submitted or in review, 报名成功通知单 once approved."""
+    from ocr_service.declaration.notice import notice_content, render_notice
 
     declaration = get_declaration(session, client, declaration_id)
     if declaration.status not in NOTICE_STATUSES or declaration.verify_code is None:
         raise ApiError(
             "notice_not_available",
             409,
-            "the registration notice exists once the declaration is submitted",
-            "提交申报后方可打印报名成功通知单",
+            "the notice exists once the declaration is submitted",
+            "提交申报后方可打印申报回执，审核通过后方可打印报名成功通知单",
             {"current_status": declaration.status.value},
         )
-    form = read_form(declaration)
-    if declaration.kind is DeclarationKind.TCM_EXPERTISE:
-        candidate = form.get("candidate_type")
-        type_label = "中医医术确有专长人员医师资格考核"
-        if candidate:
-            type_label += f"（{TCM_CANDIDATES[candidate].label_zh}）"
-    else:
-        type_label = "医师资格考试试用期申报"
-    content = NoticeContent(
-        applicant_name=declaration.applicant_name,
-        id_number_masked=mask_id_number(applicant_number(declaration)),
-        declaration_number=declaration.number,
-        region_name=region_name(declaration) or (declaration.work_unit.name if declaration.work_unit else "—"),
-        type_label=type_label,
-        verify_code=declaration.verify_code,
-        verify_path=f"/v1/declarations/verify/{declaration.verify_code}",
-        submitted_at=declaration.submitted_at,
+    content = notice_content(
+        declaration,
+        read_form(declaration),
+        id_number_masked=mask_document_number(applicant_number(declaration)),
+        region_name=region_name(declaration),
+        public_base_url=public_base_url,
+        approved_at=approved_at(declaration),
+        printed_at=utcnow(),
     )
     return declaration, render_notice(content)
 
 
 def check_notice(session: Session, code: str) -> NoticeCheckOut:
+    from ocr_service.declaration.notice import STATUS_LABELS
+
     declaration = session.scalar(select(Declaration).where(Declaration.verify_code == code.strip().upper()))
     if declaration is None:
         raise ApiError("unknown_verify_code", 404, "no declaration has this verification code", "验证码无效")
@@ -643,10 +825,12 @@ def check_notice(session: Session, code: str) -> NoticeCheckOut:
         number=declaration.number,
         kind=declaration.kind,
         status=declaration.status,
+        status_label=STATUS_LABELS[declaration.status],
         applicant_name=declaration.applicant_name,
-        id_number_masked=mask_id_number(applicant_number(declaration)),
+        id_number_masked=mask_document_number(applicant_number(declaration)),
         region_name=region_name(declaration),
         submitted_at=declaration.submitted_at,
+        approved_at=approved_at(declaration),
     )
 
 
@@ -694,7 +878,7 @@ def required_uploads(declaration: Declaration) -> list[RequiredUploadOut]:
 def _masked_form(declaration: Declaration) -> dict[str, Any]:
     form = read_form(declaration)
     for teacher in form.get("teachers", []):
-        teacher["id_number"] = mask_id_number(teacher.get("id_number"))
+        teacher["id_number"] = mask_document_number(teacher.get("id_number"))
     return form
 
 
@@ -710,7 +894,7 @@ def declaration_view(declaration: Declaration, *, for_reviewer: bool = False) ->
             sex=declaration.applicant_sex,
             ethnicity=declaration.applicant_ethnicity,
             document_type=declaration.document_type,
-            id_number_masked=mask_id_number(applicant_number(declaration)),
+            id_number_masked=mask_document_number(applicant_number(declaration)),
             verification_id=declaration.verification_id,
         ),
         "form": _masked_form(declaration),

@@ -50,7 +50,7 @@ def test_both_kinds_are_declared_reviewed_and_the_notice_names_the_applicant(har
     assert created.status_code == 201, created.text
     tcm = created.json()
     assert tcm["applicant"]["name"] == CLEAN_NAME and tcm["status"] == "draft"
-    assert tcm["applicant"]["id_number_masked"] == CLEAN_NUMBER[:6] + "********" + CLEAN_NUMBER[-4:]
+    assert tcm["applicant"]["id_number_masked"] == CLEAN_NUMBER[0] + "*" * 16 + CLEAN_NUMBER[-1]
     doc = upload(harness, tcm["id"], PDF_BYTES, "证书.pdf")
     form = practice_form(doc)
     form["teachers"][1]["id_number"] = form["teachers"][1]["id_number"][:-1] + "0"
@@ -60,7 +60,7 @@ def test_both_kinds_are_declared_reviewed_and_the_notice_names_the_applicant(har
     assert bad.json()["error"]["details"]["errors"][0]["message_zh"]
     saved = harness.request("PUT", f"/v1/declarations/{tcm['id']}/form", json=practice_form(doc))
     assert saved.status_code == 200, saved.text
-    assert saved.json()["form"]["teachers"][0]["id_number"].count("*") == 8
+    assert saved.json()["form"]["teachers"][0]["id_number"].count("*") == 16
     submitted = harness.request("POST", f"/v1/declarations/{tcm['id']}/submit")
     assert submitted.status_code == 200 and submitted.json()["status"] == "submitted", submitted.text
     approved = harness.request(
@@ -73,7 +73,7 @@ def test_both_kinds_are_declared_reviewed_and_the_notice_names_the_applicant(har
     assert notice.headers["content-disposition"].startswith("attachment")
     text = PdfReader(io.BytesIO(notice.content)).pages[0].extract_text()
     assert CLEAN_NAME in text and tcm["number"] in text and "湖北省武汉市江岸区" in text
-    assert CLEAN_NUMBER not in text and CLEAN_NUMBER[-4:] in text
+    assert CLEAN_NUMBER not in text and CLEAN_NUMBER[0] + "*" * 16 + CLEAN_NUMBER[-1] in text
     check = harness.request("GET", f"/v1/declarations/verify/{submitted.json()['verify_code']}")
     assert check.json()["number"] == tcm["number"] and check.json()["valid"] is True
 
@@ -83,7 +83,7 @@ def test_both_kinds_are_declared_reviewed_and_the_notice_names_the_applicant(har
         "/v1/declarations/admin/work-units",
         key=None,
         headers=as_key(admin),
-        json={"name": UNIT_NAME, "confirmation_code": "246810"},
+        json={"name": UNIT_NAME, "confirmation_code": "K7M2P9XQ4R"},
     )
     assert unit.status_code == 201, unit.text
     found = harness.request("GET", "/v1/declarations/work-units", params={"name": "江岸区"}).json()
@@ -97,7 +97,7 @@ def test_both_kinds_are_declared_reviewed_and_the_notice_names_the_applicant(har
     bound = harness.request(
         "PUT",
         "/v1/declarations/work-unit-binding",
-        json={"subject_id": "user-1", "work_unit_id": found[0]["id"], "confirmation_code": "246810"},
+        json={"subject_id": "user-1", "work_unit_id": found[0]["id"], "confirmation_code": "K7M2P9XQ4R"},
     )
     assert bound.status_code == 200, bound.text
     created = harness.request("POST", "/v1/declarations", json={"subject_id": "user-1", "kind": "physician_probation"})
@@ -150,3 +150,89 @@ def test_both_kinds_are_declared_reviewed_and_the_notice_names_the_applicant(har
     pdf = harness.request("GET", f"/v1/declarations/{probation['id']}/notice.pdf").content
     text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
     assert CLEAN_NAME in text and probation["number"] in text
+
+
+def test_the_declaration_review_routes_answer_only_unit_reviewer_and_admin_keys(harness):  # noqa: F811
+    with harness.database.session_scope() as session:
+        identity_reviewer = create_api_key(session, "review tool", ["reviewer", "identity:full"])[1]
+        unit_reviewer = create_api_key(session, "a unit", ["unit_reviewer"])[1]
+    admin = admin_secret(harness)
+    some_id = "00000000-0000-4000-8000-000000000000"
+    routes = [
+        ("GET", "/v1/declarations/review"),
+        ("GET", f"/v1/declarations/review/{some_id}"),
+        ("GET", f"/v1/declarations/review/{some_id}/attachments/{some_id}"),
+        ("POST", f"/v1/declarations/review/{some_id}/approve"),
+    ]
+    for method, path in routes:
+        for secret in (harness.secrets["client"], harness.secrets["full"], identity_reviewer):
+            response = harness.request(method, path, key=None, headers=as_key(secret), json={})
+            assert response.status_code == 403, (method, path, response.text)
+            assert response.json()["error"]["code"] == "forbidden"
+        for secret in (unit_reviewer, admin):
+            response = harness.request(method, path, key=None, headers=as_key(secret), json={})
+            assert response.status_code in (200, 404), (method, path, response.text)
+
+
+def test_a_unit_gets_a_generated_code_and_guessing_it_under_many_subject_ids_is_locked_out(harness):  # noqa: F811
+    admin = as_key(admin_secret(harness))
+    weak = harness.request(
+        "POST",
+        "/v1/declarations/admin/work-units",
+        key=None,
+        headers=admin,
+        json={"name": UNIT_NAME, "confirmation_code": "246810"},
+    )
+    assert (weak.status_code, weak.json()["error"]["code"]) == (422, "weak_confirmation_code")
+    assert weak.json()["error"]["message_zh"].startswith("单位确认码须至少8位")
+    created = harness.request(
+        "POST", "/v1/declarations/admin/work-units", key=None, headers=admin, json={"name": UNIT_NAME}
+    )
+    assert created.status_code == 201, created.text
+    code = created.json()["confirmation_code"]
+    assert len(code) == 10 and not set(code) & set("0O1IL")
+    unit_id = created.json()["id"]
+    limit = harness.settings.unit_code_max_failures_per_unit
+    for i in range(limit):
+        wrong = harness.request(
+            "PUT",
+            "/v1/declarations/work-unit-binding",
+            json={"subject_id": f"guess-{i}", "work_unit_id": unit_id, "confirmation_code": "AAAAAAAAAA"},
+        )
+        assert wrong.status_code == 422, wrong.text
+    locked = harness.request(
+        "PUT",
+        "/v1/declarations/work-unit-binding",
+        json={"subject_id": "applicant", "work_unit_id": unit_id, "confirmation_code": code.lower()},
+    )
+    assert (locked.status_code, locked.json()["error"]["code"]) == (429, "too_many_bind_attempts")
+    assert locked.json()["error"]["details"]["scope"] == "unit"
+    assert int(locked.headers["Retry-After"]) == harness.settings.unit_code_lockout_seconds
+    assert "分钟后再试" in locked.json()["error"]["message_zh"]
+
+
+def test_the_applicant_as_their_own_recommender_and_a_province_as_region_are_refused(harness):  # noqa: F811
+    """Issue 12, items 4, 5 and 10 over HTTP: the applicant's own number is checked at submission."""
+    verify_identity(harness, "user-self")
+    created = harness.request("POST", "/v1/declarations", json={"subject_id": "user-self", "kind": "tcm_expertise"})
+    assert created.status_code == 201, created.text
+    tcm = created.json()
+    doc = upload(harness, tcm["id"], PDF_BYTES, "证书.pdf")
+
+    form = practice_form(doc)
+    form["region_code"] = "420000"  # 湖北省: a province, not a 区县
+    province = harness.request("PUT", f"/v1/declarations/{tcm['id']}/form", json=form)
+    assert province.status_code == 422
+    assert [(e["field"], e["code"]) for e in province.json()["error"]["details"]["errors"]] == [
+        ("region_code", "region_not_hubei_county")
+    ]
+
+    form = practice_form(doc)
+    form["teachers"][1]["id_number"] = CLEAN_NUMBER.lower()
+    saved = harness.request("PUT", f"/v1/declarations/{tcm['id']}/form", json=form)
+    assert saved.status_code == 200, saved.text
+    refused = harness.request("POST", f"/v1/declarations/{tcm['id']}/submit")
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["error"]["details"]["errors"]
+    assert (error["field"], error["code"]) == ("teachers[1].id_number", "teacher_is_applicant")
+    assert error["message_zh"].startswith(f"推荐医师 {form['teachers'][1]['name']}：")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
+from ocr_service.auth import Scope, create_api_key
 from ocr_service.crypto import get_cipher
+from ocr_service.db import utcnow
 from ocr_service.declaration import service
 from ocr_service.declaration.models import DeclarationKind, DeclarationStatus, UnitBinding
 from ocr_service.errors import ApiError
@@ -17,6 +22,9 @@ from tests.ocr_service.conftest import add_verification
 from tests.ocr_service.declaration_fixtures import PDF_BYTES, UNIT_NAME, png_bytes, practice_form, probation_form
 
 NUMBER = "420102199003074512"
+# work-unit confirmation codes: 10 characters of the unambiguous alphabet
+UNIT_CODE = "K7M2P9XQ4R"
+OTHER_CODE = "H3N8W5T6YC"
 
 
 def verified(session, client, subject_id="subject-1", document_type="resident_id", flagged=False) -> VerifiedIdentity:
@@ -56,8 +64,8 @@ def tcm_ready(session, client, settings, subject_id="subject-1"):
 
 
 def bound_probation(session, client, subject_id="subject-1"):
-    unit, _secret = service.register_work_unit(session, UNIT_NAME, "246810")
-    service.bind_work_unit(session, client, subject_id, unit.id, "246810")
+    unit, _secret = service.register_work_unit(session, UNIT_NAME, UNIT_CODE)
+    service.bind_work_unit(session, client, subject_id, unit.id, UNIT_CODE)
     declaration = service.create_declaration(session, client, subject_id, DeclarationKind.PHYSICIAN_PROBATION)
     return unit, service.save_form(session, client, declaration.id, probation_form())
 
@@ -81,7 +89,7 @@ def test_applicant_fields_are_copied_from_the_verified_identity(ctx):
     assert declaration.verification_id == identity.verification_id
     assert service.applicant_number(declaration) == NUMBER and NUMBER.encode() not in declaration.number_enc
     view = service.declaration_view(declaration)
-    assert view.applicant.id_number_masked == "420102********4512"
+    assert view.applicant.id_number_masked == "4****************2"
 
 
 def test_submit_review_and_return_follow_the_state_machine_and_are_recorded(ctx):
@@ -157,7 +165,7 @@ def test_another_units_reviewer_cannot_see_the_declaration(ctx):
     _unit, declaration = bound_probation(session, client)
     service.confirm(session, client, declaration.id)
     service.submit(session, client, declaration.id)
-    other, _ = service.register_work_unit(session, "另一家医院", "135790")
+    other, _ = service.register_work_unit(session, "另一家医院", OTHER_CODE)
     other_key = session.get(type(client), other.reviewer_key_id)
     with pytest.raises(ApiError) as error:
         service.review_action(session, other_key, declaration.id, service.Action.APPROVE)
@@ -165,36 +173,155 @@ def test_another_units_reviewer_cannot_see_the_declaration(ctx):
 
 
 def test_a_wrong_confirmation_code_is_refused_and_rate_limited(ctx):
-    session, client, _ = ctx
-    unit, _ = service.register_work_unit(session, UNIT_NAME, "246810")
-    assert "246810" not in unit.confirmation_code_hash
-    for _ in range(service.BIND_MAX_FAILURES):
+    session, client, settings = ctx
+    unit, _ = service.register_work_unit(session, UNIT_NAME, UNIT_CODE)
+    assert UNIT_CODE not in unit.confirmation_code_hash
+    for _ in range(settings.unit_code_max_failures_per_subject):
         with pytest.raises(ApiError) as error:
-            service.bind_work_unit(session, client, "subject-1", unit.id, "000000")
+            service.bind_work_unit(session, client, "subject-1", unit.id, "AAAAAAAAAA")
         assert (error.value.code, error.value.details["errors"][0]["field"]) == (
             "wrong_confirmation_code",
             "confirmation_code",
         )
     with pytest.raises(ApiError) as error:
-        service.bind_work_unit(session, client, "subject-1", unit.id, "246810")  # even the right code, for now
+        service.bind_work_unit(session, client, "subject-1", unit.id, UNIT_CODE)  # even the right code, for now
     assert (error.value.status, error.value.code) == (429, "too_many_bind_attempts")
-    service.bind_work_unit(session, client, "subject-2", unit.id, "246810")  # per subject
+    assert error.value.details["scope"] == "subject"
+    assert int(error.value.headers["Retry-After"]) == settings.unit_code_lockout_seconds
+    assert "分钟后再试" in error.value.message_zh
+    service.bind_work_unit(session, client, "subject-2", unit.id, UNIT_CODE)  # the unit is not locked yet
+
+
+def _limits(settings, **limits):
+    """Settings with the given unit-code limits (the rest as configured)."""
+    return settings.model_copy(update={f"unit_code_{name}": value for name, value in limits.items()})
+
+
+class _Clock:
+    """Stands in for ``service.utcnow`` so lockouts can expire without waiting."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def _fail(session, client, subject_id, unit_id, settings, code="AAAAAAAAAA") -> ApiError:
+    with pytest.raises(ApiError) as error:
+        service.bind_work_unit(session, client, subject_id, unit_id, code, settings=settings)
+    return error.value
+
+
+def test_failures_under_many_subject_ids_lock_the_unit_for_everyone(ctx, service_runtime):  # noqa: F811
+    session, client, settings = ctx
+    settings = _limits(settings, max_failures_per_subject=5, max_failures_per_unit=8, max_failures_per_client=1000)
+    unit, _ = service.register_work_unit(session, UNIT_NAME, UNIT_CODE)
+    for i in range(8):  # the attack of finding 6: a fresh subject id for every guess
+        assert _fail(session, client, f"guess-{i}", unit.id, settings).code == "wrong_confirmation_code"
+    locked = _fail(session, client, "guess-99", unit.id, settings, code=UNIT_CODE)
+    assert (locked.status, locked.code, locked.details["scope"]) == (429, "too_many_bind_attempts", "unit")
+    assert int(locked.headers["Retry-After"]) == settings.unit_code_lockout_seconds
+    # the lock is the unit's: another client key with the right code waits too
+    other_client, _ = create_api_key(session, "another app", [Scope.CLIENT])
+    session.commit()
+    assert _fail(session, other_client, "someone", unit.id, settings, code=UNIT_CODE).details["scope"] == "unit"
+    # other units are not affected
+    other, _ = service.register_work_unit(session, "另一家医院", OTHER_CODE)
+    service.bind_work_unit(session, client, "guess-100", other.id, OTHER_CODE, settings=settings)
+
+
+def test_failures_across_units_lock_the_client_key(ctx):
+    session, client, settings = ctx
+    settings = _limits(settings, max_failures_per_subject=100, max_failures_per_unit=100, max_failures_per_client=4)
+    units = [service.register_work_unit(session, f"医院{i}", UNIT_CODE)[0] for i in range(3)]
+    for i in range(4):
+        assert _fail(session, client, f"s{i}", units[i % 3].id, settings).code == "wrong_confirmation_code"
+    locked = _fail(session, client, "fresh", units[2].id, settings, code=UNIT_CODE)
+    assert (locked.status, locked.details["scope"]) == (429, "client")
+    other_client, _ = create_api_key(session, "another app", [Scope.CLIENT])
+    session.commit()
+    service.bind_work_unit(session, other_client, "fresh", units[2].id, UNIT_CODE, settings=settings)
+
+
+def test_each_further_lockout_lasts_twice_as_long_up_to_the_maximum(ctx, monkeypatch):
+    session, client, settings = ctx
+    settings = _limits(settings, max_failures_per_subject=2, lockout_seconds=60, lockout_max_seconds=200)
+    clock = _Clock()
+    monkeypatch.setattr(service, "utcnow", clock)
+    unit, _ = service.register_work_unit(session, UNIT_NAME, UNIT_CODE)
+    waits = []
+    for _round in range(4):
+        _fail(session, client, "subject-1", unit.id, settings)
+        _fail(session, client, "subject-1", unit.id, settings)
+        locked = _fail(session, client, "subject-1", unit.id, settings, code=UNIT_CODE)
+        assert locked.status == 429
+        waits.append(int(locked.headers["Retry-After"]))
+        clock.advance(waits[-1] - 1)
+        assert _fail(session, client, "subject-1", unit.id, settings, code=UNIT_CODE).status == 429
+        clock.advance(1)
+    assert waits == [60, 120, 200, 200]
+    assert service.bind_work_unit(session, client, "subject-1", unit.id, UNIT_CODE, settings=settings).work_unit_id
+
+
+def test_a_success_does_not_wipe_other_callers_failures_on_the_unit(ctx):
+    session, client, settings = ctx
+    settings = _limits(settings, max_failures_per_subject=5, max_failures_per_unit=3, max_failures_per_client=1000)
+    unit, _ = service.register_work_unit(session, UNIT_NAME, UNIT_CODE)
+    _fail(session, client, "attacker-1", unit.id, settings)
+    _fail(session, client, "attacker-2", unit.id, settings)
+    service.bind_work_unit(session, client, "applicant", unit.id, UNIT_CODE, settings=settings)
+    assert _fail(session, client, "attacker-3", unit.id, settings).code == "wrong_confirmation_code"
+    assert _fail(session, client, "attacker-4", unit.id, settings, code=UNIT_CODE).details["scope"] == "unit"
+
+
+def test_generated_codes_are_ten_characters_of_an_unambiguous_alphabet():
+    codes = {service.new_confirmation_code() for _ in range(200)}
+    assert len(codes) == 200
+    for code in codes:
+        assert len(code) == 10
+        assert set(code) <= set(service.CONFIRMATION_CODE_ALPHABET)
+    assert not set("0O1IL") & set(service.CONFIRMATION_CODE_ALPHABET)
+
+
+@pytest.mark.parametrize(
+    "code", ["246810", "K7M2P9X", "K7M2P9XQ0R", "K7M2P9XQIR", "K7M2P9XQ R", "K7M2P9XQ-R", "中文确认码一二三四"]
+)
+def test_a_chosen_code_that_is_short_or_has_ambiguous_characters_is_refused(ctx, code):
+    session, _client, _ = ctx
+    with pytest.raises(ApiError) as error:
+        service.register_work_unit(session, UNIT_NAME, code)
+    assert (error.value.status, error.value.code) == (422, "weak_confirmation_code")
+    assert error.value.details["errors"][0]["field"] == "confirmation_code"
+    assert error.value.details["min_length"] == 8
+    assert error.value.details["alphabet"] == service.CONFIRMATION_CODE_ALPHABET
+    assert service.search_work_units(session, UNIT_NAME) == []
+
+
+def test_codes_compare_without_regard_to_case_or_surrounding_spaces(ctx):
+    session, client, _ = ctx
+    unit, _ = service.register_work_unit(session, UNIT_NAME, "k7m2p9xq4r")
+    service.bind_work_unit(session, client, "subject-1", unit.id, UNIT_CODE)
+    service.bind_work_unit(session, client, "subject-2", unit.id, " k7M2p9Xq4r ")
 
 
 def test_units_are_found_by_name_and_a_subject_can_unbind_and_rebind(ctx):
     session, client, _ = ctx
-    first, _ = service.register_work_unit(session, UNIT_NAME, "246810")
-    second, _ = service.register_work_unit(session, "武汉市第一医院", "135790")
+    first, _ = service.register_work_unit(session, UNIT_NAME, UNIT_CODE)
+    second, _ = service.register_work_unit(session, "武汉市第一医院", OTHER_CODE)
     assert [u.name for u in service.search_work_units(session, "江岸")] == [UNIT_NAME]
-    service.bind_work_unit(session, client, "subject-1", first.id, "246810")
+    service.bind_work_unit(session, client, "subject-1", first.id, UNIT_CODE)
     service.unbind_work_unit(session, client, "subject-1")
     assert service.get_binding(session, client, "subject-1") is None
-    service.bind_work_unit(session, client, "subject-1", second.id, "135790")
-    service.bind_work_unit(session, client, "subject-1", first.id, "246810")
+    service.bind_work_unit(session, client, "subject-1", second.id, OTHER_CODE)
+    service.bind_work_unit(session, client, "subject-1", first.id, UNIT_CODE)
     bindings = session.scalars(select(UnitBinding)).all()
     assert [(b.subject_id, b.work_unit_id) for b in bindings] == [("subject-1", first.id)]
     with pytest.raises(ApiError) as error:
-        service.register_work_unit(session, UNIT_NAME, "999999")
+        service.register_work_unit(session, UNIT_NAME, "ZZZZZZZZZZ")
     assert error.value.code == "work_unit_exists"
 
 
@@ -248,3 +375,32 @@ def test_an_attachment_over_the_size_limit_is_refused_and_an_accepted_one_is_sto
     raw = get_blob_store().path(stored.blob_id).read_bytes()
     assert b"PNG" not in raw[:16]
     assert service.read_attachment(declaration, stored.id, get_blob_store())[1] == png_bytes()
+
+
+def test_concurrent_guesses_from_many_sessions_get_exactly_the_units_budget(ctx, service_runtime):  # noqa: F811
+    session, _client, settings = ctx
+    settings = _limits(settings, max_failures_per_subject=5, max_failures_per_unit=6, max_failures_per_client=1000)
+    unit, _ = service.register_work_unit(session, UNIT_NAME, UNIT_CODE)
+    barrier = threading.Barrier(16)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def guess(i: int) -> None:  # one API process's request: its own session
+        own = service_runtime.session()
+        try:
+            barrier.wait()
+            own_client = service_runtime.client_key(own)
+            try:
+                service.bind_work_unit(own, own_client, f"guess-{i}", unit.id, "AAAAAAAAAA", settings=settings)
+            except ApiError as error:
+                with lock:
+                    outcomes.append(error.code)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["too_many_bind_attempts"] * 10 + ["wrong_confirmation_code"] * 6

@@ -178,7 +178,7 @@ def test_a_work_unit_key_reviews_its_declarations_but_gets_403_on_every_identity
         "POST",
         "/v1/declarations/admin/work-units",
         "admin",
-        json={"name": "江岸区人民医院", "confirmation_code": "246810"},
+        json={"name": "江岸区人民医院", "confirmation_code": "K7M2P9XQ4R"},
     )
     assert unit.status_code == 201, unit.text
     console.secrets["unit"] = unit.json()["reviewer_key"]
