@@ -23,6 +23,15 @@ class TeacherRole(StrEnum):
     RECOMMENDING = "recommending"  # 推荐医师
 
 
+TEACHER_ROLE_LABELS_ZH: Mapping[TeacherRole, str] = {
+    TeacherRole.INSTRUCTING: "指导老师",
+    TeacherRole.RECOMMENDING: "推荐医师",
+}
+
+# The province whose county-level divisions a TCM declaration's region must be one of (湖北).
+TCM_REGION_PROVINCE = "42"
+
+
 @dataclass(frozen=True)
 class Upload:
     """A file the applicant must (or may) upload: the form key that holds its attachment id."""
@@ -132,7 +141,10 @@ class ConditionalField:
     when: Condition
 
 
-_NON_MAINLAND = frozenset({DocumentType.HK_MACAU_PERMIT, DocumentType.TAIWAN_PERMIT, DocumentType.FOREIGN_PASSPORT})
+# The seed manual (003) asks each group for its own form: 《台湾、香港、澳门居民参加国家医师资格考试
+# 实习申请审核表》 and 《外籍人员参加中国医师资格考试实习申请审核表》.
+_HK_MACAU_TAIWAN = frozenset({DocumentType.HK_MACAU_PERMIT, DocumentType.TAIWAN_PERMIT})
+_FOREIGN = frozenset({DocumentType.FOREIGN_PASSPORT})
 _MILITARY = frozenset({DocumentType.MILITARY})
 
 _ASSISTANT = Condition(form_flag="assistant_to_physician")
@@ -145,8 +157,12 @@ PROBATION_CONDITIONAL_FIELDS: tuple[ConditionalField, ...] = (
 PROBATION_CONDITIONAL_UPLOADS: tuple[ConditionalUpload, ...] = (
     ConditionalUpload(Upload("commitment_letter", "应届毕业生承诺书"), Condition(form_flag="fresh_graduate")),
     ConditionalUpload(
-        Upload("internship_review_form", "港澳台及外籍人员参加医师资格考试实习申请审核表"),
-        Condition(document_types=_NON_MAINLAND),
+        Upload("hmt_internship_review_form", "台湾、香港、澳门居民参加国家医师资格考试实习申请审核表"),
+        Condition(document_types=_HK_MACAU_TAIWAN),
+    ),
+    ConditionalUpload(
+        Upload("foreign_internship_review_form", "外籍人员参加中国医师资格考试实习申请审核表"),
+        Condition(document_types=_FOREIGN),
     ),
     ConditionalUpload(Upload("military_education_proof", "部队团级以上学历证明"), Condition(document_types=_MILITARY)),
     ConditionalUpload(Upload("military_probation_assessment", "试用期考核合格表"), Condition(document_types=_MILITARY)),
@@ -154,3 +170,47 @@ PROBATION_CONDITIONAL_UPLOADS: tuple[ConditionalUpload, ...] = (
 
 # Several files allowed, none required (工作经历证明等).
 PROBATION_SUPPORTING_FILES = Upload("supporting_files", "其他证明材料")
+
+
+# --- Chinese labels of the form fields ------------------------------------------------------------
+# Keyed by the field's path without list indices ("teachers.id_number"); validation names a
+# malformed value by these ("出生日期格式不正确"), falling back to the nearest labelled parent.
+
+TCM_FIELD_LABELS_ZH: Mapping[str, str] = {
+    "region_code": "申报地区",
+    "candidate_type": "考生类型",
+    "narratives": "经历描述",
+    "teachers": "老师信息",
+    "teachers.role": "老师类别",
+    "teachers.name": "姓名",
+    "teachers.id_number": "身份证号码",
+    "teachers.practice_location_code": "执业地点",
+    "teachers.documents": "老师材料",
+    "materials": "资格材料",
+    **{f"narratives.{n.slot}": n.label_zh for c in TCM_CANDIDATES.values() for n in c.narratives},
+    **{f"materials.{m.slot}": m.label_zh for c in TCM_CANDIDATES.values() for m in c.materials},
+    **{f"teachers.documents.{d.slot}": d.label_zh for d in TEACHER_DOCUMENTS},
+}
+
+PROBATION_FIELD_LABELS_ZH: Mapping[str, str] = {
+    "level": "报考级别",
+    "category": "报考类别",
+    "education": "学历信息",
+    "education.school": "毕业学校",
+    "education.major": "所学专业",
+    "education.education_level": "学历",
+    "education.graduation_date": "毕业日期",
+    "assistant_to_physician": "是否为执业助理医师报考执业医师",
+    "qualification_certificate_number": "医师资格证书编号",
+    "practising_certificate_number": "医师执业证书编号",
+    "institutions": "试用/工作机构",
+    "institutions.name": "机构名称",
+    "institutions.start_date": "开始日期",
+    "institutions.end_date": "结束日期",
+    "institutions.post": "岗位",
+    "institutions.current": "是否为当前试用机构",
+    "fresh_graduate": "是否为应届毕业生",
+    "uploads": "证明材料",
+    "supporting_files": PROBATION_SUPPORTING_FILES.label_zh,
+    **{f"uploads.{rule.upload.slot}": rule.upload.label_zh for rule in PROBATION_CONDITIONAL_UPLOADS},
+}
