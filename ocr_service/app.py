@@ -236,14 +236,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level, settings.log_json)
     # 0700 before the database, key file and blobs go in (the umask is set by the CLI entry point)
     prepare_data_dir(settings.data_dir)
+    # the cipher first: a migration may encrypt existing rows (0009) with this app's key
+    cipher = Cipher.from_settings(settings)
+    set_cipher(cipher)
     database = Database.from_settings(settings)
     if database.backend == "sqlite":
         # The embedded default migrates itself; a shared PostgreSQL is migrated once by
         # `ocr-service serve` / `db upgrade`, not by whichever web worker starts first.
         database.upgrade()
     set_database(database)
-    cipher = Cipher.from_settings(settings)
-    set_cipher(cipher)
     set_blob_store(LocalBlobStore.from_settings(settings, cipher))
     webhooks.configure_sender(
         settings.webhook_max_retries, settings.webhook_backoff_seconds, CallbackPolicy.from_settings(settings)

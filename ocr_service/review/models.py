@@ -17,10 +17,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocr_service.db import Base, str_enum, utcnow
+from ocr_service.encrypted_types import EncryptedJSON, EncryptedText
 
 _JSON = JSON(none_as_null=True)
 
@@ -101,7 +102,7 @@ class ReviewCase(Base):
     # approve | reject | retake | withdrawn (the applicant withdrew while it waited)
     decision: Mapped[str | None] = mapped_column(String(32))
     decision_reason: Mapped[str | None] = mapped_column(String(64))
-    decision_comment: Mapped[str | None] = mapped_column(Text)
+    decision_comment: Mapped[str | None] = mapped_column(EncryptedText("review_cases.decision_comment"))
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None]
     # four-eyes: the first approval (fields and corrections) waiting for a second reviewer
@@ -122,7 +123,8 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32), index=True)
     case_id: Mapped[str | None] = mapped_column(String(36), index=True)
     verification_id: Mapped[str | None] = mapped_column(String(36))
-    details: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
+    # encrypted: a correction names the old and new value (the hash chain covers the plaintext)
+    details: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("review_audit_log.details"), default=dict)
     # unique: two appenders that read the same head cannot both link to it (no forked chain)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     entry_hash: Mapped[str] = mapped_column(String(64))

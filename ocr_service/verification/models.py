@@ -6,8 +6,9 @@ owned by the migrations in ``ocr_service/migrations``: change a model, then add 
 (``tests/ocr_service/test_db.py`` fails while the two disagree).
 
 Personal data: document numbers are stored only encrypted (``*_enc``, see ``crypto.Cipher``)
-next to a keyed blind index (``*_index``) for equality lookups; images live encrypted in the
-blob store and are referenced by ``StoredImage.blob_id``, which purge sets to NULL.
+next to a keyed blind index (``*_index``) for equality lookups; names, sexes, ethnicities, birth
+dates and scan results are encrypted by their column type (``encrypted_types``); images live
+encrypted in the blob store and are referenced by ``StoredImage.blob_id``, which purge sets to NULL.
 Enumerations are stored as their string values in VARCHAR columns (``db.str_enum``).
 """
 
@@ -21,7 +22,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    Date,
     ForeignKey,
     Index,
     Integer,
@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ocr_service.db import Base, str_enum, utcnow
+from ocr_service.encrypted_types import EncryptedDate, EncryptedJSON, EncryptedText
 from pipelines.reasons import Decision
 
 
@@ -138,7 +139,7 @@ class Verification(UuidPrimaryKey, Base):
     document_type: Mapped[DocumentType] = mapped_column(str_enum(DocumentType))
     method: Mapped[Method] = mapped_column(str_enum(Method))
     status: Mapped[VerificationStatus] = mapped_column(str_enum(VerificationStatus))
-    claim_name: Mapped[str] = mapped_column(String(200))
+    claim_name: Mapped[str] = mapped_column(EncryptedText("verifications.claim_name"))
     claim_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     claim_number_index: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -188,7 +189,7 @@ class Attempt(UuidPrimaryKey, Base):
     decision: Mapped[Decision | None] = mapped_column(str_enum(Decision, length=16))
     reasons: Mapped[list[str]] = mapped_column(_JSON, default=list)
     # fields (number masked), quality, corners, timings: what report.scan_result_json produces
-    result: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON("attempts.result"))
     read_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     pipeline_version: Mapped[str | None] = mapped_column(String(32))
     models_digest: Mapped[str | None] = mapped_column(String(64))
@@ -211,10 +212,10 @@ class VerifiedIdentity(UuidPrimaryKey, Base):
     client_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
     subject_id: Mapped[str] = mapped_column(String(128))
     verification_id: Mapped[str] = mapped_column(ForeignKey("verifications.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    sex: Mapped[str | None] = mapped_column(String(8))
-    ethnicity: Mapped[str | None] = mapped_column(String(32))
-    birth_date: Mapped[date | None] = mapped_column(Date)
+    name: Mapped[str] = mapped_column(EncryptedText("verified_identities.name"))
+    sex: Mapped[str | None] = mapped_column(EncryptedText("verified_identities.sex"))
+    ethnicity: Mapped[str | None] = mapped_column(EncryptedText("verified_identities.ethnicity"))
+    birth_date: Mapped[date | None] = mapped_column(EncryptedDate("verified_identities.birth_date"))
     document_type: Mapped[DocumentType] = mapped_column(str_enum(DocumentType))
     number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     number_index: Mapped[str] = mapped_column(String(64), index=True)

@@ -80,11 +80,22 @@ def database_url(request, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
-    """A :class:`Database` migrated to head."""
+    """A :class:`Database` migrated to head, and a process cipher for its encrypted columns.
+
+    Names, birth dates and scan results are encrypted by their column types with the process
+    cipher (``encrypted_types``); a test that installs its own (``service_runtime``) replaces it.
+    """
+    from ocr_service import crypto
+
+    installed = crypto._process_cipher is None
+    if installed:
+        crypto.set_cipher(Cipher(secrets.token_bytes(32)))
     db = Database(database_url)
     db.upgrade()
     yield db
     db.dispose()
+    if installed:
+        crypto.set_cipher(None)
 
 
 @pytest.fixture
