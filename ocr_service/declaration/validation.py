@@ -197,7 +197,14 @@ def tcm_form_errors(form: TcmForm, attachment_ids: Collection[str]) -> list[Fiel
         if not validate_id_number(teacher.id_number).valid:
             errors.append(field_error(f"teachers[{i}].id_number", "invalid_id_number", subject=who))
         if not divisions.is_known(teacher.practice_location_code):
-            errors.append(field_error(f"teachers[{i}].practice_location_code", "unknown_region_code", "执业地点", who))
+            errors.append(
+                field_error(
+                    f"teachers[{i}].practice_location_code",
+                    "unknown_region_code",
+                    TCM_FIELD_LABELS_ZH["teachers.practice_location_code"],
+                    who,
+                )
+            )
         for slot in teacher.documents:
             if slot not in _TEACHER_SLOTS:
                 errors.append(field_error(f"teachers[{i}].documents.{slot}", "unknown_upload_slot", f"“{slot}”", who))
@@ -230,9 +237,9 @@ def tcm_completeness_errors(form: TcmForm, *, applicant_number: str | None) -> l
     """What a submission needs; ``applicant_number`` is the declaring person's ID number."""
     errors: list[FieldError] = []
     if not form.region_code:
-        errors.append(field_error("region_code", "required", "申报地区"))
+        errors.append(field_error("region_code", "required", TCM_FIELD_LABELS_ZH["region_code"]))
     if form.candidate_type is None:
-        errors.append(field_error("candidate_type", "required", "考生类型"))
+        errors.append(field_error("candidate_type", "required", TCM_FIELD_LABELS_ZH["candidate_type"]))
         return errors
     required = TCM_CANDIDATES[form.candidate_type]
     for narrative in required.narratives:
@@ -310,11 +317,11 @@ def probation_completeness_errors(
 ) -> list[FieldError]:
     errors: list[FieldError] = []
     if form.level is None:
-        errors.append(field_error("level", "required", "报考级别"))
+        errors.append(field_error("level", "required", PROBATION_FIELD_LABELS_ZH["level"]))
     if form.category is None:
-        errors.append(field_error("category", "required", "报考类别"))
+        errors.append(field_error("category", "required", PROBATION_FIELD_LABELS_ZH["category"]))
     if form.education is None:
-        errors.append(field_error("education", "required", "学历信息"))
+        errors.append(field_error("education", "required", PROBATION_FIELD_LABELS_ZH["education"]))
     values = form.model_dump()
     for rule in PROBATION_CONDITIONAL_FIELDS:
         if rule.when.applies(values, document_type) and not (values.get(rule.field) or "").strip():
