@@ -178,7 +178,7 @@ def _finish(request: Request, response: Response) -> Response:
             sessions.encode(_key(request), console_session),
             httponly=True,
             samesite="lax",
-            secure=request.url.scheme == "https",
+            secure=sessions.cookies_secure(request, request.app.state.settings),
             path="/review",
         )
     response.headers.setdefault("Cache-Control", "no-store, private")
@@ -232,7 +232,14 @@ def _signin_form(request: Request, error: str | None, next: str | None, status_c
         {"reviewer": None, "signin_csrf": token, "error": error, "next": _safe_next(next), **context},
         status_code=status_code,
     )
-    response.set_cookie(sessions.SIGNIN_CSRF_COOKIE, token, httponly=True, samesite="lax", path="/review")
+    response.set_cookie(
+        sessions.SIGNIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=sessions.cookies_secure(request, request.app.state.settings),
+        path="/review",
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -282,7 +289,13 @@ def signin(
     throttle.record_success(username)
     request.state.console_session = sessions.new_session(reviewer.id, reviewer.session_version)
     response = _redirect(request, _safe_next(next))
-    response.delete_cookie(sessions.SIGNIN_CSRF_COOKIE, path="/review")
+    response.delete_cookie(
+        sessions.SIGNIN_CSRF_COOKIE,
+        path="/review",
+        httponly=True,
+        samesite="lax",
+        secure=sessions.cookies_secure(request, request.app.state.settings),
+    )
     return response
 
 
@@ -291,7 +304,13 @@ def signout(request: Request, reviewer: CurrentReviewer, session: SessionDep, cs
     _check_csrf(request, csrf)
     service.sign_out(session, reviewer)
     response = RedirectResponse("/review/signin", status_code=303)
-    response.delete_cookie(sessions.COOKIE_NAME, path="/review")
+    response.delete_cookie(
+        sessions.COOKIE_NAME,
+        path="/review",
+        httponly=True,
+        samesite="lax",
+        secure=sessions.cookies_secure(request, request.app.state.settings),
+    )
     return response
 
 

@@ -6,6 +6,9 @@ encryption and index keys are never reused, and rotating the master key signs ev
 The payload holds the reviewer id, the reviewer's ``session_version`` (sign-out bumps it, so an
 old cookie dies server-side too), the CSRF token of the session and the time of the last request.
 
+Cookies are ``Secure`` when the request came over https: directly, or by the word of a proxy in
+``OCR_TRUSTED_PROXIES`` (its ``X-Forwarded-Proto``), or always with ``OCR_COOKIE_SECURE=true``.
+
 The sign-in form (no session yet) carries ``issued-at . nonce . hmac`` under a key of its own
 label, in the form and in a cookie: a token the caller invents, or one older than
 ``review_signin_token_max_age_minutes``, is refused.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import time
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from starlette.requests import Request
 
 from ocr_service.config import Settings
 from ocr_service.crypto import load_or_create_key
@@ -43,6 +48,26 @@ def session_key(settings: Settings) -> bytes:
 def signin_key(settings: Settings) -> bytes:
     master = load_or_create_key(settings)
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SIGNIN_LABEL).derive(master)
+
+
+def cookies_secure(request: Request, settings: Settings) -> bool:
+    """Whether the console's cookies get the ``Secure`` flag on this request.
+
+    ``X-Forwarded-Proto`` is anyone's to send, so it counts only when the connecting peer is a
+    trusted proxy; its last value is the one that proxy set (earlier ones came from further out).
+    """
+    if settings.cookie_secure or request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto")
+    if not forwarded or request.client is None:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    if not any(peer in network for network in settings.trusted_proxy_networks()):
+        return False
+    return forwarded.split(",")[-1].strip().lower() == "https"
 
 
 @dataclass(frozen=True)

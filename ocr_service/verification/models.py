@@ -112,6 +112,14 @@ class ApiKey(UuidPrimaryKey, Base):
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # None: never expires (OCR_API_KEY_DAYS=0 or `keys create --expires-in-days 0`).
+    expires_at: Mapped[datetime | None]
+    # Rotation issues a new secret on the same row, so the key's id -- named by verifications,
+    # declarations, work units and audit entries -- never changes. The secret it replaced keeps
+    # working until previous_valid_until (the grace period for clients to switch), then stops.
+    previous_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    previous_valid_until: Mapped[datetime | None]
+    rotated_at: Mapped[datetime | None]
 
     @property
     def scope_set(self) -> frozenset[str]:
