@@ -209,7 +209,7 @@ def worker(
 
 # --------------------------------------------------------------------------- keys, db, purge
 
-keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create, list, rotate, revoke.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
@@ -245,6 +245,8 @@ def _key_json(key) -> dict:
         "scopes": sorted(key.scope_set),
         "callback_url": key.callback_url,
         "created_at": key.created_at.isoformat(),
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "rotated_at": key.rotated_at.isoformat() if key.rotated_at else None,
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
     }
 
@@ -256,6 +258,9 @@ def keys_create(
         list[str], typer.Option(help="client, reviewer, admin, identity:full, unit_reviewer (repeat for several).")
     ],
     callback_url: Annotated[str | None, typer.Option(help="Where status-change webhooks for this key go.")] = None,
+    expires_in_days: Annotated[
+        int | None, typer.Option(min=0, help="Days until the key expires; 0: never. Default: OCR_API_KEY_DAYS.")
+    ] = None,
 ) -> None:
     """Create an API key and print it (the secret is shown this once and never stored)."""
     from ocr_service.auth import create_api_key
@@ -264,7 +269,7 @@ def keys_create(
     database = _open_database()
     try:
         with session_scope(database) as session:
-            key, secret = create_api_key(session, name, scope, callback_url)
+            key, secret = create_api_key(session, name, scope, callback_url, expires_in_days)
             out = {**_key_json(key), "secret": secret}
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -289,7 +294,7 @@ def keys_list(
         for key in keys:
             sys.stdout.write(json.dumps(key, ensure_ascii=False) + "\n")
         return
-    table = Table("id", "name", "prefix", "scopes", "callback", "created", "revoked")
+    table = Table("id", "name", "prefix", "scopes", "callback", "created", "expires", "revoked")
     for key in keys:
         table.add_row(
             key["id"],
@@ -298,9 +303,45 @@ def keys_list(
             ",".join(key["scopes"]),
             key["callback_url"] or "",
             key["created_at"][:19],
+            (key["expires_at"] or "never")[:19],
             (key["revoked_at"] or "")[:19],
         )
     Console(file=sys.stdout, width=200).print(table)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`).")],
+    grace_hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="Hours the old secret keeps working; 0: stops now. Default: OCR_API_KEY_ROTATION_GRACE_HOURS."
+        ),
+    ] = None,
+    expires_in_days: Annotated[
+        int | None, typer.Option(min=0, help="Days until the new secret expires; 0: never. Default: OCR_API_KEY_DAYS.")
+    ] = None,
+) -> None:
+    """Issue a new secret for a key (same id, scopes, callback); print it once. The old one stops after the grace."""
+    from ocr_service.auth import rotate_api_key
+    from ocr_service.db import session_scope
+
+    try:
+        with session_scope(_open_database()) as session:
+            rotated = rotate_api_key(session, key_id, grace_hours, expires_in_days)
+            if rotated is None:
+                raise _fail(f"no API key with id {key_id}")
+            key, secret = rotated
+            until = key.previous_valid_until
+            out = {
+                **_key_json(key),
+                "secret": secret,
+                "previous_secret_valid_until": until.isoformat() if until else None,
+            }
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
+    typer.echo("Store the new secret now: it cannot be shown again.", err=True)
 
 
 @keys_app.command("revoke")
@@ -412,7 +453,10 @@ def serve(
         workers=workers,
         # the app writes its own access log (route templates, no path values or query strings)
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-For/-Proto only from OCR_TRUSTED_PROXIES (uvicorn's own default would trust
+        # 127.0.0.1 behind the operator's back); with none set, the headers are ignored.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

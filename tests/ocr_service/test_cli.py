@@ -182,3 +182,22 @@ def test_the_cli_decides_every_committed_sample_as_labelled_and_reads_accepted_f
             # overexposed)
             assert o["reasons"] and set(o["reasons"]) <= RETAKE_REASONS, o
             assert set(label["expected_reasons"]) <= set(o["reasons"]), (o["image"], o["reasons"])
+
+
+@pytest.mark.parametrize(("trusted", "proxy_headers"), [("", False), ("10.0.0.0/8,192.0.2.7", True)])
+def test_serve_believes_forwarded_headers_only_from_the_trusted_proxies(
+    monkeypatch, cli_settings, trusted, proxy_headers
+):
+    import uvicorn
+
+    from ocr_service import cli, config, db
+
+    config.set_settings(cli_settings.model_copy(update={"trusted_proxies": trusted}))
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(db, "upgrade", lambda url: None)
+    result = CliRunner().invoke(cli.app, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert calls[0]["proxy_headers"] is proxy_headers
+    if proxy_headers:
+        assert calls[0]["forwarded_allow_ips"] == trusted
