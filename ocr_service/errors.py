@@ -67,6 +67,7 @@ IMAGE_ERROR_STATUS: dict[ImageErrorCode, int] = {
     ImageErrorCode.UNSUPPORTED_FORMAT: 415,
     ImageErrorCode.TRUNCATED_IMAGE: 422,
     ImageErrorCode.TOO_MANY_PIXELS: 422,
+    ImageErrorCode.FRAME_TOO_LARGE: 422,
     ImageErrorCode.IMAGE_TOO_SMALL: 422,
     ImageErrorCode.UNREADABLE_FILE: 422,
 }

@@ -14,6 +14,13 @@ Why it is careful:
   ``DecompressionBombError`` (or its warning, if a caller's warning filters turn it into
   an error) is reported as the same code. ``Image.MAX_IMAGE_PIXELS`` and
   ``ImageFile.LOAD_TRUNCATED_IMAGES`` are process-global and are never changed here.
+* Memory. The declared-size guard alone still let a 116 KB PNG of 6300 x 6300 (under 40 MP)
+  cost 316 MB per request. ``DecodeLimits.long_side`` bounds what comes out: a JPEG is
+  reduced while it is decoded (libjpeg's DCT scaling, 1/2, 1/4 or 1/8, via Pillow's
+  ``draft``), so a 40 MP phone photo never exists at full size, and anything still longer is
+  resized down after decoding. Formats that cannot be reduced while decoding (PNG, WebP,
+  BMP) are decoded at full size, so ``DecodeLimits.max_decoded_pixels`` caps what may be
+  decoded at all, checked after the reduction is chosen and before any pixel is decoded.
 * Phone cameras store pixels in sensor orientation and record the rotation in EXIF
   (Orientation 6 for a phone held upright). The rotation is applied here, once, so the
   card is upright for every later step, and reported in ``DecodedImage``.
@@ -56,12 +63,19 @@ __all__ = [
 @dataclass(frozen=True)
 class DecodeLimits:
     max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_pixels: int = 40_000_000  # as declared by the file's header: the decompression-bomb guard
     min_side: int = 64
+    # Pixels actually decoded (after any reduction at decode): None, as many as max_pixels allows.
+    max_decoded_pixels: int | None = None
+    over_decoded_pixels: ImageErrorCode = ImageErrorCode.TOO_MANY_PIXELS  # the code for the cap above
+    # The decoded image's longer side is at most this (reduced at decode, then resized); None: as stored.
+    long_side: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_pixels", "min_side"):
+        for name in ("max_bytes", "max_pixels", "min_side", "max_decoded_pixels", "long_side"):
             value = getattr(self, name)
+            if value is None and name in ("max_decoded_pixels", "long_side"):
+                continue
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"DecodeLimits.{name} must be a positive int, got {value!r}")
 
@@ -224,6 +238,32 @@ def _to_bgr(img: Image.Image, notes: list[str]) -> np.ndarray:
     return cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
 
 
+# A JPEG is reduced at decode to the smallest DCT scale whose longer side is still at least
+# this share of ``long_side``, then resized to ``long_side``. With 1.0 a square JPEG just under
+# twice the bound (5999 x 5999 for 3000) could not be reduced at all and would decode 36 MP;
+# with 3/4 the worst case decodes 1.5 x the bound per side, and a reduced image is never
+# upscaled (a card in it keeps at least 3/4 of the resolution the bound allows).
+_REDUCE_FLOOR = 0.75
+
+
+def _choose_reduction(img: Image.Image, limits: DecodeLimits) -> int:
+    """The DCT scale (1, 2, 4, 8) to decode a JPEG at; 1 when not a JPEG or no bound is set."""
+    if limits.long_side is None or img.format not in ("JPEG", "MPO"):
+        return 1
+    long = max(img.size)
+    for scale in (8, 4, 2):
+        if long / scale >= limits.long_side * _REDUCE_FLOOR:
+            return scale
+    return 1
+
+
+def _downscale(bgr: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = bgr.shape[:2]
+    ratio = long_side / max(h, w)
+    size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+
+
 def _read_orientation(img: Image.Image, notes: list[str]) -> int:
     try:
         value = img.getexif().get(0x0112, 1)  # ExifTags.Base.Orientation
@@ -285,6 +325,16 @@ def _decode_opened(img: Image.Image, limits: DecodeLimits) -> DecodedImage:
 
     notes: list[str] = []
     fmt = img.format or "unknown"
+    scale = _choose_reduction(img, limits)
+    if scale > 1 and img.draft(None, (width // scale, height // scale)) is not None:
+        notes.append(f"decoded at 1/{scale} scale")
+    decoded_w, decoded_h = img.size  # what will be decoded: reduced by draft, else as stored
+    if limits.max_decoded_pixels is not None and decoded_w * decoded_h > limits.max_decoded_pixels:
+        raise ImageDecodeError(
+            limits.over_decoded_pixels,
+            f"{width}x{height} {fmt} would decode {decoded_w}x{decoded_h} = {decoded_w * decoded_h} pixels,"
+            f" over the limit of {limits.max_decoded_pixels}",
+        )
     try:
         frames = getattr(img, "n_frames", 1)
         if fmt == "MPO":
@@ -295,6 +345,7 @@ def _decode_opened(img: Image.Image, limits: DecodeLimits) -> DecodedImage:
         img.load()  # the first frame only
         orientation = _read_orientation(img, notes)
         bgr = _to_bgr(img, notes)
+        img.close()  # Pillow's copy of the pixels is not needed past this point
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -307,6 +358,10 @@ def _decode_opened(img: Image.Image, limits: DecodeLimits) -> DecodedImage:
         kind = "truncated" if _looks_truncated(exc) else "corrupt"
         raise ImageDecodeError(ImageErrorCode.TRUNCATED_IMAGE, f"{kind} {fmt} data ({_describe(exc)})") from None
 
+    if limits.long_side is not None and max(bgr.shape[:2]) > limits.long_side:
+        before = bgr.shape[1::-1]
+        bgr = _downscale(bgr, limits.long_side)
+        notes.append(f"downscaled from {before[0]}x{before[1]} to {bgr.shape[1]}x{bgr.shape[0]}")
     if orientation != 1:
         bgr = _ORIENTATION_OPS[orientation](bgr)
         notes.append(f"EXIF orientation {orientation} applied")

@@ -94,6 +94,7 @@ class ImageErrorCode(StrEnum):
     UNSUPPORTED_FORMAT = "unsupported_format"
     TRUNCATED_IMAGE = "truncated_image"
     TOO_MANY_PIXELS = "too_many_pixels"
+    FRAME_TOO_LARGE = "frame_too_large"  # the live quality check's own, much lower, pixel cap
     IMAGE_TOO_SMALL = "image_too_small"
     UNREADABLE_FILE = "unreadable_file"
 
@@ -176,6 +177,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ImageErrorCode.TOO_MANY_PIXELS: (
         "图片尺寸过大，请上传普通照片",
         "the image has too many pixels (decompression bomb guard)",
+    ),
+    ImageErrorCode.FRAME_TOO_LARGE: (
+        "画面尺寸过大，请使用相机预览画面检测",
+        "the frame has too many pixels for the live quality check (send a camera preview frame)",
     ),
     ImageErrorCode.IMAGE_TOO_SMALL: ("图片太小，无法识别", "the image is too small to read"),
     ImageErrorCode.UNREADABLE_FILE: ("无法读取文件", "the file could not be read"),

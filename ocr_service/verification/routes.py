@@ -76,7 +76,7 @@ router = APIRouter(prefix="/v1")
     response_model=QualityOut,
     tags=["capture"],
     summary="Check one camera frame's capture quality (nothing is stored)",
-    responses=_errors(413, 415, 422),
+    responses=_errors(413, 415, 422, 503),
 )
 def check_quality(
     client: Client, settings: SettingsDep, image: Annotated[UploadFile, File(description="One camera frame.")]

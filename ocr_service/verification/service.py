@@ -34,6 +34,7 @@ from ocr_service.config import Settings, get_settings
 from ocr_service.crypto import get_cipher
 from ocr_service.db import Database, get_database, utcnow
 from ocr_service.errors import ApiError, illegal_transition, image_error, not_found
+from ocr_service.imaging import decode_slots, release_memory
 from ocr_service.logs import mask_id_number
 from ocr_service.report import scan_result_json
 from ocr_service.storage import get_blob_store
@@ -67,7 +68,7 @@ from ocr_service.verification.schemas import (
     VerificationOut,
     reasons_out,
 )
-from pipelines.decode import DecodedImage, ImageDecodeError, decode_image
+from pipelines.decode import DecodedImage, DecodeLimits, ImageDecodeError, decode_image
 from pipelines.idnumber import normalize_id_number, validate_id_number
 from pipelines.reasons import CaseReason, Decision
 
@@ -216,12 +217,26 @@ def _owned(session: Session, client: ApiKey, verification_id: str) -> Verificati
 # --- quality ---------------------------------------------------------------------------------
 
 
-def _decode(data: bytes, settings: Settings) -> DecodedImage:
+def _decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
+    """Decode an upload in a request thread; call it holding one of ``imaging.decode_slots``."""
     try:
-        return decode_image(data, settings.decode_limits())
+        return decode_image(data, limits)
     except ImageDecodeError as exc:
         log.info("image_rejected", code=exc.code.value, detail=exc.detail)
         raise image_error(exc.code) from None
+
+
+# An upload is decoded here only to refuse a bad file before anything is stored; the scan decodes
+# it again. A JPEG is checked at 1/8 scale: every byte of its entropy stream is still decoded (only
+# the inverse DCT is reduced), so damage is found as at full size, for a sixty-fourth of the pixels.
+_VALIDATION_LONG_SIDE = 640
+
+
+def _upload_format(data: bytes, settings: Settings) -> str:
+    """The format of an upload that decodes; the pixels are dropped at once."""
+    limits = replace(settings.decode_limits(), long_side=_VALIDATION_LONG_SIDE)
+    with decode_slots(settings).held():
+        return _decode(data, limits).format
 
 
 def check_quality(data: bytes, settings: Settings) -> QualityOut:
@@ -229,10 +244,12 @@ def check_quality(data: bytes, settings: Settings) -> QualityOut:
     from pipelines.quality import check_frame
 
     started = time.perf_counter()
-    frame = _decode(data, settings).image
-    detection, report = check_frame(frame, settings.quality)
+    with decode_slots(settings).held():  # the frame is held until the check is done
+        frame = _decode(data, settings.quality_decode_limits()).image
+        detection, report = check_frame(frame, settings.quality)
+        h, w = frame.shape[:2]
+        del frame
     metrics.QUALITY_CHECKS.labels(ok=str(report.ok).lower()).inc()
-    h, w = frame.shape[:2]
     return QualityOut(
         ok=report.ok,
         reasons=reasons_out([r.value for r in report.reasons]),
@@ -455,7 +472,7 @@ def submit_image(
             "请上传证件人像面" if sides == (ImageSide.FRONT,) else "请上传要求的证件面",
             {"side": side.value, "expected_sides": [s.value for s in sides]},
         )
-    decoded = _decode(data, settings)
+    image_format = _upload_format(data, settings)
 
     exhausted = (
         not manual and failed_attempts(session, client.id, verification.subject_id) >= settings.max_failed_attempts
@@ -491,7 +508,7 @@ def submit_image(
             verification_id=verification.id,
             blob_id=blob_id,
             sha256=digest,
-            content_type=_CONTENT_TYPES.get(decoded.format, "application/octet-stream"),
+            content_type=_CONTENT_TYPES.get(image_format, "application/octet-stream"),
             size_bytes=len(data),
         )
         attempt = Attempt(
@@ -798,6 +815,8 @@ def _run_scan(inputs: _ScanInputs | Exception, settings: Settings) -> _ScanOutco
     return _ScanOutcome(result.decision, result)
 
 
+    del decoded  # the frame (up to decode_long_side) is not kept with the result
+    release_memory()  # glibc keeps a scan's freed buffers mapped otherwise (benchmarks/upload_memory.py)
 def _record(session: Session, attempt: Attempt, outcome: _ScanOutcome, settings: Settings) -> None:
     """Write the scan's result and move the case: the decision table of the automatic path."""
     verification = attempt.verification

@@ -649,3 +649,94 @@ def test_a_1280x960_jpeg_decodes_quickly():
         decode_image(data)
         timings.append(time.perf_counter() - started)
     assert sorted(timings)[3] < 0.05  # ~6 ms on a laptop; generous for shared CI runners
+
+
+# --- decoding bounded by what the scan needs (issue 11, finding 4) ---------------------------
+
+
+def test_a_large_jpeg_is_reduced_while_it_is_decoded_and_never_exceeds_the_long_side():
+    data = encode(photo_like_rgb(4000, 3000), "JPEG", quality=85)
+    result = decode_image(data, DecodeLimits(long_side=1000))
+    height, width = result.image.shape[:2]
+    assert max(width, height) <= 1000
+    assert max(width, height) >= 750  # reduced to the bound, not far below it
+    assert width / height == pytest.approx(4 / 3, rel=0.01)
+    assert result.original_size == (4000, 3000)
+    assert any("1/4 scale" in note for note in result.notes), result.notes
+    assert result.image.flags.c_contiguous
+
+
+def test_a_jpeg_reduced_at_decode_still_shows_the_same_picture():
+    data = encode(stripes_rgb(3000, 1800), "JPEG", quality=95)
+    image = decode_image(data, DecodeLimits(long_side=600)).image
+    h, w = image.shape[:2]
+    # BGR: red, green, blue thirds survive the reduction
+    assert patch_mean(image, slice(h // 4, 3 * h // 4), slice(0, w // 4))[2] > 200
+    assert patch_mean(image, slice(h // 4, 3 * h // 4), slice(w // 3 + 20, 2 * w // 3 - 20))[1] > 200
+    assert patch_mean(image, slice(h // 4, 3 * h // 4), slice(3 * w // 4, w))[0] > 200
+
+
+def test_a_square_jpeg_just_under_twice_the_bound_is_still_reduced():
+    # 1990 // 1000 == 1: a "scale at least the bound" rule would decode all 4 MP; 1/2 (995) is close enough
+    data = encode(photo_like_rgb(1990, 1990), "JPEG", quality=80)
+    result = decode_image(data, DecodeLimits(long_side=1000, max_decoded_pixels=1_000_000))
+    assert max(result.image.shape[:2]) <= 1000
+    assert any("1/2 scale" in note for note in result.notes), result.notes
+
+
+def test_exif_rotation_and_reduction_together_keep_the_bound_and_the_turn():
+    data = with_orientation(red_top_left(2400, 1600), "JPEG", 6, quality=95)
+    image = decode_image(data, DecodeLimits(long_side=600)).image
+    h, w = image.shape[:2]
+    assert h > w and max(h, w) <= 600
+    assert patch_mean(image, slice(0, h // 8), slice(w - w // 8, w))[2] > 180  # red now top-right
+
+
+def test_a_png_over_the_long_side_is_downscaled_after_decoding():
+    data = encode(stripes_rgb(2000, 1000), "PNG")
+    result = decode_image(data, DecodeLimits(long_side=500))
+    assert_bgr(result, 500, 250)
+    assert result.original_size == (2000, 1000)
+    assert any("downscaled" in note for note in result.notes), result.notes
+
+
+def test_a_huge_small_png_over_the_decoded_pixel_cap_is_refused_before_decoding():
+    # the finding: 116 KB of PNG declaring 6300x6300 (under the 40 MP guard) cost 316 MB per request
+    data = blank_one_bit_png(6_300, 6_300)
+    assert len(data) < 200_000
+    allocated_before = pillow_images_allocated()
+    error = expect_error(ImageErrorCode.TOO_MANY_PIXELS, data, DecodeLimits(max_decoded_pixels=16_000_000))
+    assert pillow_images_allocated() == allocated_before
+    assert "6300x6300" in error.detail
+
+
+def test_the_decoded_pixel_cap_can_name_its_own_code():
+    data = blank_one_bit_png(3_000, 2_000)
+    limits = DecodeLimits(max_decoded_pixels=4_000_000, over_decoded_pixels=ImageErrorCode.FRAME_TOO_LARGE)
+    error = expect_error(ImageErrorCode.FRAME_TOO_LARGE, data, limits)
+    assert error.message_zh
+
+
+def test_a_jpeg_reduced_under_the_decoded_pixel_cap_is_accepted():
+    # 12 MP as stored, 3 MP once reduced: the cap is on what is decoded, not on what is declared
+    data = encode(photo_like_rgb(4000, 3000), "JPEG", quality=80)
+    result = decode_image(data, DecodeLimits(long_side=1920, max_decoded_pixels=4_000_000))
+    assert max(result.image.shape[:2]) <= 1920
+
+
+def test_without_a_long_side_nothing_is_reduced():
+    data = encode(photo_like_rgb(1200, 800), "JPEG", quality=80)
+    assert_bgr(decode_image(data, DecodeLimits()), 1200, 800)
+
+
+def test_the_new_limits_must_be_positive():
+    with pytest.raises(ValueError):
+        DecodeLimits(long_side=0)
+    with pytest.raises(ValueError):
+        DecodeLimits(max_decoded_pixels=0)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.95])
+def test_a_truncated_jpeg_is_still_refused_when_decoded_at_an_eighth(keep):
+    data = encode(photo_like_rgb(4000, 3000), "JPEG", quality=85)
+    expect_error(ImageErrorCode.TRUNCATED_IMAGE, data[: int(len(data) * keep)], DecodeLimits(long_side=500))
