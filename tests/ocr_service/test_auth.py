@@ -411,3 +411,31 @@ def test_keys_create_with_an_expiry_keys_list_shows_it_and_keys_rotate_prints_a_
             assert authenticate(session, out["secret"]).id == out["id"]
     finally:
         database.dispose()
+
+
+def test_migration_0010_leaves_existing_keys_working_without_an_expiry(database_url: str):
+    from alembic import command
+
+    secret = "ocr_" + "k" * 43
+    database = Database(database_url)
+    try:
+        with database.engine.connect() as connection:
+            command.upgrade(alembic_config(connection), "0009_pii_at_rest")
+            connection.execute(
+                text(
+                    "INSERT INTO api_keys (id, name, key_prefix, key_hash, scopes, created_at)"
+                    " VALUES ('00000000-0000-4000-8000-00000000000a', 'old app', 'ocr_kkkk', :hash, 'client',"
+                    " CURRENT_TIMESTAMP)"
+                ),
+                {"hash": hashlib.sha256(secret.encode()).hexdigest()},
+            )
+            connection.commit()
+        database.upgrade()
+        with session_scope(database) as session:
+            key = authenticate(session, secret)
+            assert key is not None and key.expires_at is None and key.previous_key_hash is None
+            _rotated, new_secret = rotate_api_key(session, key.id, grace_hours=1)
+        with session_scope(database) as session:
+            assert authenticate(session, secret).id == authenticate(session, new_secret).id
+    finally:
+        database.dispose()
