@@ -31,6 +31,7 @@ from ocr_service import metrics, subscribers, webhooks
 from ocr_service.config import Settings, get_settings, set_settings
 from ocr_service.crypto import Cipher, set_cipher
 from ocr_service.db import Database, set_database
+from ocr_service.declaration.routes import public_router as declaration_public_router
 from ocr_service.declaration.routes import router as declaration_router
 from ocr_service.errors import error_body, image_error, install_error_handlers, internal_error
 from ocr_service.jobs.routes import router as jobs_router
@@ -295,6 +296,7 @@ def build_api(settings: Settings) -> FastAPI:
     app.include_router(review_console_router)
     app.include_router(jobs_router)
     app.include_router(declaration_router)
+    app.include_router(declaration_public_router)  # /check/{code}: the notice's QR code, no key
     _add_operational_routes(app)
     return app
 

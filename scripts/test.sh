@@ -15,6 +15,16 @@ if ! fc-list :lang=zh 2>/dev/null | grep -q . || [ ! -f /usr/share/fonts/truetyp
         exit 1
     fi
 fi
+# poppler's pdftoppm: the notice test renders the PDF to an image and checks it against its layout.
+if ! command -v pdftoppm >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null
+    else
+        echo "error: no pdftoppm; install poppler-utils (apt) first" >&2
+        exit 1
+    fi
+fi
 # Chromium for the console's browser test (Playwright drives Debian's build; never `playwright install`).
 if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ]; then

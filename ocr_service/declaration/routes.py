@@ -329,7 +329,7 @@ def withdraw(declaration_id: str, client: Client, session: SessionDep) -> Declar
 @router.get(
     "/{declaration_id}/notice.pdf",
     response_class=Response,
-    summary="The printable registration success notice (PDF)",
+    summary="The printable notice (PDF): a receipt once submitted, the registration success notice once approved",
     responses=_errors(404, 409),
 )
 def notice(
