@@ -16,7 +16,8 @@ import structlog
 import typer
 
 from ocr_service.config import get_settings
-from ocr_service.logs import configure_logging, mask_id_number
+from ocr_service.logs import configure_logging
+from ocr_service.masking import mask_document_number
 
 app = typer.Typer(help="ID-document OCR verification service.", no_args_is_help=True, add_completion=False)
 log = structlog.get_logger("ocr_service.cli")
@@ -124,7 +125,7 @@ def scan(
                     "scanned",
                     image=label,
                     decision=str(result.decision),
-                    id_number=mask_id_number(result.fields.value("id_number") if result.fields else ""),
+                    id_number=mask_document_number(result.fields.value("id_number") if result.fields else ""),
                     total_ms=result.timings_ms.get("total"),
                 )
         sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2 if pretty else None) + "\n")

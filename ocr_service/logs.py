@@ -1,6 +1,7 @@
 """The one logger setup: structlog, JSON lines to stderr (plain text when asked).
 
-Never pass a full ID number or image bytes to a logger; log masked values and ids.
+Never pass a full ID number or image bytes to a logger; log ids, or numbers masked by
+``ocr_service.masking.mask_document_number``.
 """
 
 from __future__ import annotations
@@ -30,12 +31,3 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
 
 def _stderr_logger(*_args: object) -> structlog.PrintLogger:
     return structlog.PrintLogger(file=sys.stderr)
-
-
-def mask_id_number(number: str | None) -> str:
-    """Keep the 6-digit division code and the last 4: 420106********1234."""
-    if not number:
-        return ""
-    if len(number) <= 10:
-        return "*" * len(number)
-    return number[:6] + "*" * (len(number) - 10) + number[-4:]

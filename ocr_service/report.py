@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ocr_service.logs import mask_id_number
+from ocr_service.masking import mask_document_number
 from pipelines.reasons import message_zh
 from pipelines.scan import ScanResult
 
@@ -16,7 +16,7 @@ def scan_result_json(result: ScanResult, full_id_number: bool = False) -> dict:
         for name, read in result.fields.fields.items():
             value = read.value
             if name == "id_number" and not full_id_number:
-                value = mask_id_number(value)
+                value = mask_document_number(value)
             fields[name] = value
             confidence[name] = round(read.confidence, 4)
         if result.fields.birth_date:

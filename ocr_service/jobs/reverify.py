@@ -46,7 +46,7 @@ from ocr_service.crypto import get_cipher
 from ocr_service.db import Database, get_database, utcnow
 from ocr_service.errors import not_found
 from ocr_service.jobs.reverify_models import ItemStatus, Job, JobItem, JobKind, JobStatus, Outcome
-from ocr_service.logs import mask_id_number
+from ocr_service.masking import mask_document_number
 from ocr_service.verification import service as verification_service
 from ocr_service.verification.models import (
     Attempt,
@@ -439,7 +439,7 @@ def _reverify_case(database: Database, job_id: str, item_id: int, dry_run: bool,
             old_reasons=stored.reasons,
             old_pipeline_version=stored.pipeline_version,
             old_models_digest=stored.models_digest,
-            number_masked=mask_id_number(stored.read_number) or stored.claim_number_masked,
+            number_masked=mask_document_number(stored.read_number) or stored.claim_number_masked,
         )
     if outcome.result is None or stored is None:
         values.update(status=ItemStatus.FAILED, error=(outcome.error or "scan_failed")[:64])
@@ -459,7 +459,7 @@ def _reverify_case(database: Database, job_id: str, item_id: int, dry_run: bool,
             new_models_digest=result.models_digest or None,
         )
         if new_number and not values.get("number_masked"):
-            values["number_masked"] = mask_id_number(new_number)
+            values["number_masked"] = mask_document_number(new_number)
 
     with database.session_scope() as session:
         flag_target = None
@@ -507,7 +507,7 @@ def _stored_scan(attempt: Attempt) -> _StoredScan:
         reasons=list(attempt.reasons or []),
         fields=dict(result.get("fields") or {}),
         read_number=read_number,
-        claim_number_masked=mask_id_number(claim),
+        claim_number_masked=mask_document_number(claim),
         pipeline_version=attempt.pipeline_version,
         models_digest=attempt.models_digest,
     )

@@ -88,7 +88,7 @@ class JobItem(Base):
     chunk_no: Mapped[int] = mapped_column(Integer)
     status: Mapped[ItemStatus] = mapped_column(str_enum(ItemStatus, length=16))
     outcome: Mapped[Outcome | None] = mapped_column(str_enum(Outcome, length=32))
-    # the ID number as reports show it (420106********1234); never the full number
+    # the ID number as reports show it (1****************1); never the full number
     number_masked: Mapped[str | None] = mapped_column(String(32))
     old_decision: Mapped[str | None] = mapped_column(String(16))
     new_decision: Mapped[str | None] = mapped_column(String(16))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from ocr_service.logs import mask_id_number
+from ocr_service.masking import mask_document_number
 from ocr_service.verification.models import DocumentType
 from pipelines.idnumber import validate_id_number
 
@@ -92,7 +92,7 @@ def propose(document_type: DocumentType, claim_name: str, claim_number: str, rea
     identities = [
         SeenIdentity(
             name=" / ".join(n for n in names[number] if n) or "（未识别姓名）",
-            number=number if number == claim_number else mask_id_number(number),
+            number=number if number == claim_number else mask_document_number(number),
             is_claim=number == claim_number,
             reads=counts[number],
         )

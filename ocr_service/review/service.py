@@ -38,7 +38,7 @@ from ocr_service.config import Settings, get_settings
 from ocr_service.crypto import get_cipher
 from ocr_service.db import utcnow
 from ocr_service.errors import ApiError, not_found
-from ocr_service.logs import mask_id_number
+from ocr_service.masking import mask_document_number
 from ocr_service.review.identity import CardRead, Proposal, derived_from_number, propose
 from ocr_service.review.models import (
     AuditEntry,
@@ -1002,7 +1002,7 @@ def _reviewed_identity(identity: dict[str, str]) -> verification_service.Reviewe
 def _masked(name: str, change: dict[str, str]) -> dict[str, str]:
     if name != "document_number":
         return change
-    return {"from": mask_id_number(change["from"]), "to": mask_id_number(change["to"])}
+    return {"from": mask_document_number(change["from"]), "to": mask_document_number(change["to"])}
 
 
 def _pending_aad(case_id: str) -> bytes:

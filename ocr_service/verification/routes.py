@@ -192,10 +192,15 @@ def withdraw_verification(
 @router.get(
     "/subjects/{subject_id}/identity",
     response_model=IdentityOut,
+    # birth_date is left out, not sent as null, for a key without identity:full
+    response_model_exclude_unset=True,
     tags=["identities"],
     summary="The identity a subject verified",
     responses=_errors(404),
 )
 def get_identity(subject_id: str, client: Client, session: SessionDep) -> IdentityOut:
-    """The document number is masked (420106********1234) unless the key has the ``identity:full`` scope."""
+    """Without the ``identity:full`` scope the number is masked (1****************1) and no birth date is sent.
+
+    The birth date and a masked number together would give the number back, whatever the mask.
+    """
     return service.get_identity(session, client, subject_id, full_number=client.has_scope(Scope.IDENTITY_FULL))

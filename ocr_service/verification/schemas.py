@@ -136,7 +136,10 @@ class VerificationCreate(BaseModel):
 
 class ClaimOut(BaseModel):
     name: str
-    document_number: str = Field(description="Masked (420106********1234).", examples=["142536********1151"])
+    document_number: str = Field(
+        description="Masked: the first and the last character of 10 or more, else none.",
+        examples=["1****************1"],
+    )
 
 
 class AttemptOut(BaseModel):
@@ -169,7 +172,7 @@ class VerificationOut(BaseModel):
                     "document_type": "resident_id",
                     "method": "auto",
                     "status": "retake",
-                    "claim": {"name": "陶超淼", "document_number": "142536********1151"},
+                    "claim": {"name": "陶超淼", "document_number": "1****************1"},
                     "reasons": [{"code": "blurry", "message": "画面模糊，请保持稳定"}],
                     "review_reason": None,
                     "attempts_left": 4,
@@ -242,7 +245,10 @@ class UploadOut(BaseModel):
 
 
 class IdentityOut(BaseModel):
-    """The identity a subject proved. ``document_number`` is masked without the identity:full scope."""
+    """The identity a subject proved.
+
+    Without the identity:full scope ``document_number`` is masked and ``birth_date`` is left out.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -252,9 +258,8 @@ class IdentityOut(BaseModel):
                     "name": "陶超淼",
                     "sex": "男",
                     "ethnicity": "汉",
-                    "birth_date": "1976-09-04",
                     "document_type": "resident_id",
-                    "document_number": "142536********1151",
+                    "document_number": "1****************1",
                     "document_number_masked": True,
                     "verified_at": "2026-01-01T08:00:05Z",
                     "method": "auto",
@@ -268,7 +273,9 @@ class IdentityOut(BaseModel):
     name: str
     sex: str | None
     ethnicity: str | None
-    birth_date: date | None
+    birth_date: date | None = Field(
+        None, description="Only for a key with identity:full (with a masked number it would give the number back)."
+    )
     document_type: DocumentType
     document_number: str
     document_number_masked: bool

@@ -35,7 +35,7 @@ from ocr_service.crypto import get_cipher
 from ocr_service.db import Database, get_database, utcnow
 from ocr_service.errors import ApiError, illegal_transition, image_error, not_found
 from ocr_service.imaging import decode_slots, release_memory
-from ocr_service.logs import mask_id_number
+from ocr_service.masking import mask_document_number
 from ocr_service.report import scan_result_json
 from ocr_service.storage import get_blob_store
 from ocr_service.verification import events
@@ -366,7 +366,7 @@ def verification_view(session: Session, verification: Verification, settings: Se
         document_type=verification.document_type,
         method=verification.method,
         status=verification.status,
-        claim=ClaimOut(name=verification.claim_name, document_number=mask_id_number(claim_number)),
+        claim=ClaimOut(name=verification.claim_name, document_number=mask_document_number(claim_number)),
         reasons=reasons_out(verification.decision_reasons),
         review_reason=verification.review_reason,
         attempts_left=max(0, settings.max_failed_attempts - failed),
@@ -677,18 +677,21 @@ def get_identity(session: Session, client: ApiKey, subject_id: str, full_number:
     if identity is None:
         raise ApiError("not_found", 404, "the subject has no verified identity", "尚未完成实名认证")
     number = identity_number(identity)
+    # The birth date goes only with the full number: beside a masked one it would fill in the
+    # eight birth digits of a resident ID number (issue 11).
+    full_only = {"birth_date": identity.birth_date} if full_number else {}
     return IdentityOut(
         subject_id=identity.subject_id,
         name=identity.name,
         sex=identity.sex,
         ethnicity=identity.ethnicity,
-        birth_date=identity.birth_date,
         document_type=identity.document_type,
-        document_number=number if full_number else mask_id_number(number),
+        document_number=number if full_number else mask_document_number(number),
         document_number_masked=not full_number,
         verified_at=identity.verified_at,
         method=identity.method,
         verification_id=identity.verification_id,
+        **full_only,
     )
 
 
