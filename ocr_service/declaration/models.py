@@ -3,7 +3,8 @@
 Personal data: the applicant's ID number is copied from the verified identity and stored only
 encrypted (``number_enc``); the form the applicant fills in (teachers' ID numbers included) is
 stored encrypted as one JSON document (``form_enc``). Attachments live encrypted in the blob
-store. The schema is owned by migration ``0003_declaration``; keep the two identical.
+store. Applicant names, sexes, ethnicities and attachment file names are encrypted by their
+column types (``encrypted_types``). The schema is owned by the migrations; keep the two identical.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ class DeclarationAttachment(UuidPrimaryKey, Base):
     content_type: Mapped[str] = mapped_column(String(100))
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    filename: Mapped[str] = mapped_column(String(200))
+    # the applicant's own file name may name them ("张三_证书.pdf")
+    filename: Mapped[str] = mapped_column(EncryptedText("declaration_attachments.filename"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     declaration: Mapped[Declaration] = relationship(back_populates="attachments")

@@ -29,6 +29,7 @@ from tests.ocr_service.api_harness import (  # noqa: F401
     harness_settings,
     make_settings,
 )
+from tests.ocr_service.declaration_fixtures import PDF_BYTES
 
 MANUAL = "0002_front_clean.jpg"
 MANUAL_TYPO = "依明·玉苏甬"  # what the applicant typed; the reviewer corrects it to the card's name
@@ -94,6 +95,13 @@ def run_the_flow(harness) -> None:  # noqa: F811
     declared = harness.request("POST", "/v1/declarations", json={"subject_id": "subject-auto", "kind": "tcm_expertise"})
     assert declared.status_code == 201, declared.text
     assert declared.json()["applicant"]["name"] == LABELS[CLEAN]["fields"]["name"]
+    attached = harness.request(
+        "POST",
+        f"/v1/declarations/{declared.json()['id']}/attachments",
+        files={"file": (f"{LABELS[CLEAN]['fields']['name']}_证书.pdf", PDF_BYTES, "application/pdf")},
+    )
+    assert attached.status_code == 201, attached.text
+    assert LABELS[CLEAN]["fields"]["name"] in attached.json()["filename"]
 
 
 def the_run_happened(harness) -> None:  # noqa: F811
@@ -109,15 +117,22 @@ def test_no_name_number_address_or_birth_date_of_a_run_is_in_any_file_of_the_dat
         pytest.skip("the PostgreSQL variant reads the rows (below)")
     run_the_flow(harness)
     the_run_happened(harness)
-    harness.database.dispose()  # whatever is still cached is written out
-    files = [path for path in harness.settings.data_dir.rglob("*") if path.is_file()]
-    assert {path.name for path in files} >= {"ocr.db"}
     needles = needles_of([LABELS[CLEAN], LABELS[MANUAL]], (MANUAL_TYPO,))
-    hits, scanned = [], 0
-    for path in files:
-        content = path.read_bytes()
-        scanned += len(content)
-        hits += [f"{what} in {path.name}" for what, needle in needles.items() if needle in content]
+    hits, scanned, names, reads = [], 0, set(), 0
+    # twice: while the app runs (the -wal and -shm hold the recent pages), then once the last
+    # connection has checkpointed the log into ocr.db
+    for moment in ("running", "closed"):
+        if moment == "closed":
+            harness.database.dispose()
+        for path in (path for path in harness.settings.data_dir.rglob("*") if path.is_file()):
+            content = path.read_bytes()
+            scanned += len(content)
+            names.add(path.name)
+            reads += 1
+            hits += [f"{what} in {path.name} ({moment})" for what, needle in needles.items() if needle in content]
+    summary = f"{reads} file reads ({len(names)} files), {scanned} bytes, {len(needles)} needles, {len(hits)} hits"
+    print(f"pii-at-rest grep: {summary}")
+    assert {"ocr.db", "ocr.db-wal"} <= names and len(names) >= 5  # the database, its log and the blobs
     assert scanned > 100_000
     assert hits == []
     # SQLite stores text as UTF-8 here, so the UTF-8 search above is the one that matters
@@ -149,13 +164,16 @@ def test_no_row_of_a_postgresql_database_holds_a_value_of_the_run_in_clear(harne
                     cells += 1
                     stored = bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
                     hits += [f"{what} in {table}.{column}" for what, n in needles.items() if n.encode() in stored]
+    print(f"pii-at-rest rows: {cells} non-null cells, {len(needles)} needles, {len(hits)} hits")
     assert cells > 100
     assert hits == []
 
 
 # --- migration 0009 ----------------------------------------------------------------------------------------
 
-PLAIN_RESULT = {"fields": {"name": "陶超淼", "address": "山西省晋东南地区沁源县石桥乡张家村11组", "birth_date": "1976-09-04"}}
+PLAIN_RESULT = {
+    "fields": {"name": "陶超淼", "address": "山西省晋东南地区沁源县石桥乡张家村11组", "birth_date": "1976-09-04"}
+}
 
 
 def _insert_plaintext_rows(connection) -> None:
@@ -203,8 +221,12 @@ def _insert_plaintext_rows(connection) -> None:
             "INSERT INTO review_audit_log (at, actor, action, details, prev_hash, entry_hash)"
             " VALUES (:now, 'reviewer:a', 'correction', :details, :prev, :hash)"
         ),
-        {"now": now, "details": json.dumps({"field": "name", "from": "陶超", "to": "陶超淼"}), "prev": "0" * 64,
-         "hash": "1" * 64},
+        {
+            "now": now,
+            "details": json.dumps({"field": "name", "from": "陶超", "to": "陶超淼"}),
+            "prev": "0" * 64,
+            "hash": "1" * 64,
+        },
     )
 
 

@@ -1,4 +1,4 @@
-"""Personal data at rest: names, sexes, ethnicities, birth dates, scan results and audit details encrypted (issue 11).
+"""Personal data at rest: names, birth dates, scan results, audit details, file names encrypted (issue 11).
 
 The columns become binary and hold AES-256-GCM ciphertext (``ocr_service.encrypted_types``,
 associated data ``b"<table>.<column>"``); existing rows are encrypted in place with the
@@ -42,6 +42,7 @@ COLUMNS: list[tuple[str, str, str, sa.types.TypeEngine, bool]] = [
     ("declarations", "applicant_name", "text", sa.String(length=200), False),
     ("declarations", "applicant_sex", "text", sa.String(length=8), True),
     ("declarations", "applicant_ethnicity", "text", sa.String(length=32), True),
+    ("declaration_attachments", "filename", "text", sa.String(length=200), False),
     ("review_cases", "decision_comment", "text", sa.Text(), True),
     ("review_audit_log", "details", "json", sa.JSON(none_as_null=True), False),
 ]
