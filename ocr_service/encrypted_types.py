@@ -60,6 +60,8 @@ class _Encrypted(TypeDecorator):
 class EncryptedText(_Encrypted):
     """A ``str`` stored encrypted (UTF-8)."""
 
+    cache_ok = True  # SQLAlchemy reads it from each class itself; the state is the column name
+
     def _to_bytes(self, value: str) -> bytes:
         return str(value).encode("utf-8")
 
@@ -70,6 +72,8 @@ class EncryptedText(_Encrypted):
 class EncryptedDate(_Encrypted):
     """A ``date`` stored encrypted (ISO 8601)."""
 
+    cache_ok = True  # SQLAlchemy reads it from each class itself; the state is the column name
+
     def _to_bytes(self, value: date) -> bytes:
         return value.isoformat().encode("ascii")
 
@@ -79,6 +83,8 @@ class EncryptedDate(_Encrypted):
 
 class EncryptedJSON(_Encrypted):
     """A JSON document (dict or list) stored encrypted; Python None is SQL NULL."""
+
+    cache_ok = True  # SQLAlchemy reads it from each class itself; the state is the column name
 
     def _to_bytes(self, value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -9,6 +9,7 @@ Migration 0009 is tested on a database at 0008 with plaintext rows.
 
 from __future__ import annotations
 
+import importlib
 import json
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy import inspect, select, text
 
 from ocr_service.auth import create_api_key
 from ocr_service.crypto import Cipher, generate_key, set_cipher
-from ocr_service.db import Database, make_engine
+from ocr_service.db import make_engine
 from ocr_service.jobs import dispatch
 from tests.ocr_service.api_harness import (  # noqa: F401
     CLEAN,
@@ -211,10 +212,33 @@ def _insert_plaintext_rows(connection) -> None:
         text(
             "INSERT INTO verified_identities (id, client_key_id, subject_id, verification_id, name, sex, ethnicity,"
             " birth_date, document_type, number_enc, number_index, method, verified_at, flagged)"
-            " VALUES ('id1', 'k1', 's1', 'v1', '陶超淼', '男', '汉', :birth, 'resident_id', :enc, :index, 'auto',"
+            " VALUES ('id1', 'k1', 's1', 'v1', '陶超淼', '男', '汉族', :birth, 'resident_id', :enc, :index, 'auto',"
             " :now, false)"
         ),
         {"birth": date(1976, 9, 4), "enc": b"\x01x", "index": "0" * 64, "now": now},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO declarations (id, number, kind, status, client_key_id, subject_id, identity_id,"
+            " verification_id, applicant_name, applicant_sex, applicant_ethnicity, document_type, number_enc,"
+            " flagged, created_at, updated_at) VALUES ('d1', 'D-1', 'tcm_expertise', 'draft', 'k1', 's1', 'id1',"
+            " 'v1', '陶超淼', '男', '汉族', 'resident_id', :enc, false, :now, :now)"
+        ),
+        {"enc": b"\x01x", "now": now},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO declaration_attachments (id, declaration_id, blob_id, content_type, size_bytes, sha256,"
+            " filename, created_at) VALUES ('f1', 'd1', 'b1', 'application/pdf', 1, :sha, '陶超淼_证书.pdf', :now)"
+        ),
+        {"sha": "f" * 64, "now": now},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO review_cases (id, verification_id, origin, reasons, status, created_at, decision_comment)"
+            " VALUES ('c1', 'v1', 'manual_method', '[]', 'decided', :now, '证件照片属于陶超淼本人')"
+        ),
+        {"now": now},
     )
     connection.execute(
         text(
@@ -230,17 +254,39 @@ def _insert_plaintext_rows(connection) -> None:
     )
 
 
-def test_migration_0009_encrypts_the_plaintext_rows_of_an_older_database_and_downgrade_decrypts(
+# what each converted column holds in the rows above, as the models read it back
+EXPECTED = {
+    ("verifications", "claim_name"): "陶超淼",
+    ("attempts", "result"): PLAIN_RESULT,
+    ("verified_identities", "name"): "陶超淼",
+    ("verified_identities", "sex"): "男",
+    ("verified_identities", "ethnicity"): "汉族",
+    ("verified_identities", "birth_date"): date(1976, 9, 4),
+    ("declarations", "applicant_name"): "陶超淼",
+    ("declarations", "applicant_sex"): "男",
+    ("declarations", "applicant_ethnicity"): "汉族",
+    ("declaration_attachments", "filename"): "陶超淼_证书.pdf",
+    ("review_cases", "decision_comment"): "证件照片属于陶超淼本人",
+    ("review_audit_log", "details"): {"field": "name", "from": "陶超", "to": "陶超淼"},
+}
+
+
+def _plaintext(value) -> bytes:
+    if isinstance(value, dict):
+        return "陶超淼".encode()
+    return (value.isoformat() if isinstance(value, date) else value).encode()
+
+
+def test_migration_0009_encrypts_every_personal_column_of_an_older_database_and_downgrade_decrypts(
     database_url: str, tmp_path: Path
 ):
     from alembic import command
 
-    from ocr_service.db import alembic_config
-    from ocr_service.review.models import AuditEntry
-    from ocr_service.verification.models import Attempt, Verification, VerifiedIdentity
+    from ocr_service.db import Base, alembic_config
 
-    cipher = Cipher.from_settings(make_settings(tmp_path, database_url, encryption_key=generate_key()))
-    set_cipher(cipher)
+    migration = importlib.import_module("ocr_service.migrations.versions.0009_pii_at_rest")
+    assert {(table, column) for table, column, *_ in migration.COLUMNS} == set(EXPECTED)
+    set_cipher(Cipher.from_settings(make_settings(tmp_path, database_url, encryption_key=generate_key())))
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
@@ -250,32 +296,22 @@ def test_migration_0009_encrypts_the_plaintext_rows_of_an_older_database_and_dow
             connection.commit()
             command.upgrade(alembic_config(connection), "0009_pii_at_rest")
             connection.commit()
-            raw = connection.execute(text("SELECT claim_name FROM verifications")).scalar_one()
-            assert "陶超淼".encode() not in bytes(raw)
-            raw = connection.execute(text("SELECT result FROM attempts")).scalar_one()
-            assert "张家村".encode() not in bytes(raw)
+            for (table, column), value in EXPECTED.items():
+                raw = connection.execute(text(f'SELECT "{column}" FROM "{table}"')).scalar_one()
+                assert isinstance(raw, bytes | memoryview) and _plaintext(value) not in bytes(raw), (table, column)
+            # the models read every value back (decrypted with the associated data of its column)
+            for (table, column), value in EXPECTED.items():
+                assert connection.execute(select(Base.metadata.tables[table].c[column])).scalar_one() == value
 
-        database = Database(database_url)
-        try:
-            with database.session_scope() as session:
-                assert session.get(Verification, "v1").claim_name == "陶超淼"
-                assert session.get(Attempt, "a1").result == PLAIN_RESULT
-                identity = session.get(VerifiedIdentity, "id1")
-                assert (identity.name, identity.sex, identity.ethnicity) == ("陶超淼", "男", "汉")
-                assert identity.birth_date == date(1976, 9, 4)
-                entry = session.scalars(select(AuditEntry)).one()
-                assert entry.details == {"field": "name", "from": "陶超", "to": "陶超淼"}
-        finally:
-            database.dispose()
-
-        with engine.connect() as connection:
             command.downgrade(alembic_config(connection), "0008_unit_reviewer_scope")
             connection.commit()
-            assert connection.execute(text("SELECT claim_name FROM verifications")).scalar_one() == "陶超淼"
-            result = connection.execute(text("SELECT result FROM attempts")).scalar_one()
-            assert (json.loads(result) if isinstance(result, str) else result) == PLAIN_RESULT
-            birth = connection.execute(text("SELECT birth_date FROM verified_identities")).scalar_one()
-            assert str(birth) == "1976-09-04"
+            for (table, column), value in EXPECTED.items():
+                raw = connection.execute(text(f'SELECT "{column}" FROM "{table}"')).scalar_one()
+                if isinstance(value, dict):
+                    raw = json.loads(raw) if isinstance(raw, str) else raw
+                assert (str(raw) if isinstance(value, date) else raw) == (
+                    value.isoformat() if isinstance(value, date) else value
+                ), (table, column)
     finally:
         engine.dispose()
         set_cipher(None)
