@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocr_service import metrics, subscribers, webhooks
+from ocr_service.capture.routes import router as capture_router
 from ocr_service.config import Settings, get_settings, set_settings
 from ocr_service.crypto import Cipher, set_cipher
 from ocr_service.db import Database, set_database
@@ -297,6 +298,7 @@ def build_api(settings: Settings) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(declaration_router)
     app.include_router(declaration_public_router)  # /check/{code}: the notice's QR code, no key
+    app.include_router(capture_router)  # capture links and the hosted capture page (/capture/{token})
     _add_operational_routes(app)
     return app
 

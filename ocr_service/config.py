@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     # or two a minute; 20 leaves a queue room while a guesser gets 20 tries a minute against
     # 16 random hex characters (2^64 codes).
     public_check_per_minute: int = Field(20, ge=1, le=10_000)
+    # --- the hosted capture page (issue 14) ------------------------------------------------
+    # Lifetime of a capture link (POST /v1/verifications/{id}/capture-sessions). Long enough to find
+    # the card and retake a few times; short, because the link alone opens that verification's uploads.
+    capture_session_minutes: int = Field(30, ge=1, le=24 * 60)
+    # Live-check frames per capture link per minute. The page sends about 4 a second (240 a minute);
+    # 600 leaves room for a faster phone and stops a script from using the link as a free quality API.
+    capture_frames_per_minute: int = Field(600, ge=1, le=10_000)
     # --- work-unit confirmation codes (issue 11) ----------------------------------------------
     # Wrong codes within the window, counted per subject, per work unit (across every subject and
     # client key: the guess-with-fresh-subject-ids attack) and per client key (across units).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import ocr_service.capture.models  # registers the capture-link tables
 import ocr_service.declaration.models  # registers the declaration tables
 import ocr_service.jobs.reverify_models
 import ocr_service.verification.models  # noqa: F401 (registers every table on Base.metadata)

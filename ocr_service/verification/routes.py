@@ -12,6 +12,7 @@ import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from ocr_service.auth import ClientKey, Scope
@@ -142,6 +143,26 @@ async def upload_image(
 ) -> UploadOut:
     """Automatic resident ID: the photo is scanned and the answer carries the decision, reasons and
     attempts left. Manual method and other documents: the photos go to the manual-review queue."""
+    return await store_and_scan(
+        request, response, session, client, verification_id, side, image, idempotency_key, settings
+    )
+
+
+async def store_and_scan(
+    request: Request,
+    response: Response,
+    session: Session,
+    client: ApiKey,
+    verification_id: str,
+    side: ImageSide,
+    image: UploadFile,
+    idempotency_key: str | None,
+    settings: Settings,
+    status_url: str | None = None,
+) -> UploadOut:
+    """One upload on behalf of ``client``: stored, its scan submitted, its decision awaited up to
+    ``result_wait_seconds`` (else 202 and ``status_url``). The API's upload and the capture page's
+    (``capture.routes``) both end here, so both get the same limits, queue handling and answer."""
     verification = await run_in_threadpool(service.get_verification, session, client, verification_id)
     _limit_subject(request, client, verification.subject_id, settings)
     data = await image.read()
@@ -164,7 +185,7 @@ async def upload_image(
         # stored as queued if the broker is down: the stale sweep submits it; the reviewer's aid comes later
         with contextlib.suppress(dispatch.BrokerUnavailable):
             await run_in_threadpool(dispatch.submit, ticket.attempt_id, settings)
-    status_url = str(request.url_for("get_verification", verification_id=ticket.verification_id).path)
+    status_url = status_url or str(request.url_for("get_verification", verification_id=ticket.verification_id).path)
     finished = ticket.in_background or await service.await_attempt(
         ticket.attempt_id, settings.result_wait_seconds, request.app.state.db
     )

@@ -8,7 +8,8 @@ scope table says something else than this one.
 Statuses asserted: no key (or an expired or revoked one) → 401; a key without the route's scope
 → 403 ``forbidden``; a key with it → anything but 401/403 (404 for the made-up ids, 422 for the
 missing bodies: past the gate is all that is checked). Public routes answer every caller the same
-way; the console (``/review/...``, cookie sessions) ignores API keys entirely.
+way; the console (``/review/...``, cookie sessions) and the capture page (``/capture/{token}``, the
+link's token) ignore API keys entirely.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Access(StrEnum):
     REVIEWER = "reviewer"
     ADMIN = "admin"
     UNIT_REVIEW = "unit_reviewer or admin"
+    CAPTURE = "capture token"  # the capture link's token in the path is the credential; keys count for nothing
 
 
 # The scopes that open each kind of key route (any one of them is enough).
@@ -56,6 +58,13 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/v1/verifications/{verification_id}/images"): Access.CLIENT,
     ("POST", "/v1/verifications/{verification_id}/withdraw"): Access.CLIENT,
     ("GET", "/v1/subjects/{subject_id}/identity"): Access.CLIENT,
+    ("POST", "/v1/verifications/{verification_id}/capture-sessions"): Access.CLIENT,
+    ("DELETE", "/v1/verifications/{verification_id}/capture-sessions/{capture_session_id}"): Access.CLIENT,
+    # the hosted capture page a capture link opens, and the calls it makes
+    ("GET", "/capture/{token}"): Access.CAPTURE,
+    ("POST", "/capture/{token}/quality"): Access.CAPTURE,
+    ("POST", "/capture/{token}/images"): Access.CAPTURE,
+    ("GET", "/capture/{token}/status"): Access.CAPTURE,
     # identity review over JSON
     ("GET", "/v1/review/cases"): Access.REVIEWER,
     ("POST", "/v1/review/cases/claim"): Access.REVIEWER,
@@ -200,8 +209,9 @@ def test_each_key_kind_gets_the_answer_the_table_gives_it(matrix_app, method, pa
         response = call(client, method, path, secrets[kind])
         assert response.status_code < 500, (kind, response.text)
         results[kind] = response.status_code
-        if access in (Access.PUBLIC, Access.CONSOLE):
-            # a key changes nothing here: public for everyone, the console only by its session
+        if access in (Access.PUBLIC, Access.CONSOLE, Access.CAPTURE):
+            # a key changes nothing here: public for everyone, the console only by its session,
+            # the capture page only by its link's token
             assert response.status_code == anonymous.status_code, (kind, response.text)
             continue
         if kind in NO_KEY_KINDS:
@@ -219,6 +229,9 @@ def test_each_key_kind_gets_the_answer_the_table_gives_it(matrix_app, method, pa
         assert anonymous.status_code not in (401, 403)
     elif access is Access.CONSOLE:
         assert anonymous.status_code != 401
+    elif access is Access.CAPTURE:
+        # a made-up token opens nothing (422: a POST without its photo is refused before the token is looked at)
+        assert anonymous.status_code in (404, 422), anonymous.text
     else:
         assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
 
