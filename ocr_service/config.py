@@ -33,10 +33,17 @@ class Settings(BaseSettings):
     broker_url: str = ""
     result_wait_seconds: float = Field(3.0, ge=0, le=60)
     inprocess_workers: int = Field(2, ge=1, le=32)
-    # Seconds a started scan may stay unacknowledged before Redis hands it to another worker.
-    # A scan takes about a second, so 300 s never re-delivers a live task, and a worker that
-    # died mid-scan has its message redelivered within about 6 minutes.
-    celery_visibility_timeout: int = Field(300, ge=1)
+    # Seconds a message may stay unacknowledged without a heartbeat before Redis hands it to
+    # another worker. Every worker refreshes the messages it holds every third of this
+    # (``celery_app.UnackedHeartbeat``), so a scan (seconds) or a batch chunk (minutes) is never
+    # redelivered while it runs, and a killed worker's scan restarts within about 1.2x this.
+    celery_visibility_timeout: int = Field(30, ge=1)
+    # How long a task keeps retrying a transient database or Redis error (exponential back-off,
+    # at most 10 s apart) before it gives up and leaves the attempt to the outbox sweeper.
+    task_retry_window_seconds: float = Field(300.0, ge=0)
+    # How often every worker and API process checks the broker: the first answer after an outage
+    # (or from a restarted Redis) re-publishes every queued attempt (``dispatch.RequeueSweeper``).
+    outbox_poll_seconds: float = Field(2.0, gt=0, le=60)
     # Prepended to every Redis key of the queue (kombu ``global_keyprefix``), so several
     # deployments -- or concurrent test runs -- can share one Redis database without seeing
     # each other's tasks. Empty: plain queue names (``live``, ``batch``).
@@ -48,8 +55,13 @@ class Settings(BaseSettings):
     encryption_key_file: Path | None = None
     retention_days: int = Field(90, ge=1)
     # --- the flow ----------------------------------------------------------------------
-    # Failed automatic attempts per subject before manual review (the seeds: "too many").
+    # Failed automatic attempts per subject and episode before manual review (the seeds: "too many");
+    # an episode ends when the subject withdraws a manual request.
     max_failed_attempts: int = Field(5, ge=1, le=50)
+    # Automatic scans of one subject in any 24 hours, over all its episodes: withdrawing a manual
+    # request restarts the failure count above (003: 撤回后可重新自动认证), so this is what keeps a
+    # subject from having the pipeline run without end. 15 = three full episodes a day.
+    max_daily_attempts: int = Field(15, ge=1, le=500)
     rate_limit_per_minute_key: int = 600
     rate_limit_per_minute_subject: int = 30
     # Callbacks are always signed: with no secret, deliveries are refused (logged), never sent unsigned.
@@ -82,6 +94,10 @@ class Settings(BaseSettings):
     # Declaration attachments (PDF/JPEG/PNG): a scanned multi-page certificate is a few MB;
     # the request body is still capped by max_upload_bytes.
     declaration_max_attachment_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    # Exam projects: with none of a kind open and none set up for the current (Beijing) year, a
+    # declaration of that kind seeds "<kind>-<year>" open the whole year, so a deployment that has not
+    # set up projects keeps working. Off: the admin API (/v1/declarations/admin/projects) must create them.
+    declaration_default_projects: bool = True
     # --- the printed notice and its public check page (issue 12) -------------------------------
     # Where the public reaches this service (scheme, host, optional path prefix), e.g.
     # https://rc.example.gov.cn: the notice's QR code holds {public_base_url}/check/{code}, and a

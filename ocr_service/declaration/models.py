@@ -35,6 +35,43 @@ class DeclarationStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class ApplicantCategory(StrEnum):
+    """Applicants the manual (003, 其他身份人员) lets declare without the platform's real-name check."""
+
+    MILITARY = "military"  # 部队考生
+    HK_MACAU_TAIWAN = "hk_macau_taiwan"  # 港澳台考生
+
+
+class IdentityReview(StrEnum):
+    """The unit's (or an admin's) check of an identity the platform did not verify."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+
+
+class ExamProject(UuidPrimaryKey, Base):
+    """One exam (考核) of one kind and year, and the window in which declarations are submitted.
+
+    Applicants choose a project (000: 选择项目); each subject has at most one declaration per project.
+    """
+
+    __tablename__ = "exam_projects"
+
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[DeclarationKind] = mapped_column(str_enum(DeclarationKind))
+    year: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))  # printed on the notice
+    opens_at: Mapped[datetime]
+    closes_at: Mapped[datetime]  # exclusive
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UnitRequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 class WorkUnit(UuidPrimaryKey, Base):
     """A unit (hospital, clinic) that confirms probation declarations. The code is stored hashed."""
 
@@ -46,6 +83,31 @@ class WorkUnit(UuidPrimaryKey, Base):
     # the API key the unit's administrator reviews with (issued when the unit is registered)
     reviewer_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkUnitRequest(UuidPrimaryKey, Base):
+    """A unit not yet registered asking to be; an admin approves (the unit is created) or rejects it.
+
+    The contact's name and phone number are personal data: stored encrypted by their column types.
+    """
+
+    __tablename__ = "work_unit_requests"
+    __table_args__ = (Index("ix_work_unit_requests_status_created", "status", "created_at"),)
+
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[UnitRequestStatus] = mapped_column(str_enum(UnitRequestStatus))
+    client_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    subject_id: Mapped[str] = mapped_column(String(128))
+    contact_name: Mapped[str] = mapped_column(EncryptedText("work_unit_requests.contact_name"))
+    contact_phone: Mapped[str] = mapped_column(EncryptedText("work_unit_requests.contact_phone"))
+    note: Mapped[str | None] = mapped_column(EncryptedText("work_unit_requests.note"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_at: Mapped[datetime | None]
+    # "admin:<api key id>"
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    # the unit the approval created
+    work_unit_id: Mapped[str | None] = mapped_column(ForeignKey("work_units.id"))
 
 
 class UnitBinding(UuidPrimaryKey, Base):
@@ -81,12 +143,18 @@ class UnitCodeCounter(Base):
 
 
 class Declaration(UuidPrimaryKey, Base):
-    """One application of one subject. Applicant fields are copies of the verified identity."""
+    """One application of one subject to one project.
+
+    Applicant fields are copies of the verified identity, or (military and HK/Macau/Taiwan
+    applicants only) typed by the applicant and checked by the unit (``identity_review``).
+    """
 
     __tablename__ = "declarations"
     __table_args__ = (
         Index("ix_declarations_client_subject", "client_key_id", "subject_id"),
         Index("ix_declarations_status_updated", "status", "updated_at"),
+        # one declaration per subject and project (a unique index: SQLite adds it in place)
+        Index("uq_declarations_subject_project", "client_key_id", "subject_id", "project_id", unique=True),
     )
 
     number: Mapped[str] = mapped_column(String(32), unique=True)
@@ -94,8 +162,15 @@ class Declaration(UuidPrimaryKey, Base):
     status: Mapped[DeclarationStatus] = mapped_column(str_enum(DeclarationStatus))
     client_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
     subject_id: Mapped[str] = mapped_column(String(128))
-    identity_id: Mapped[str] = mapped_column(ForeignKey("verified_identities.id"), index=True)
-    verification_id: Mapped[str] = mapped_column(ForeignKey("verifications.id"))
+    project_id: Mapped[str | None] = mapped_column(ForeignKey("exam_projects.id"), index=True)
+    # NULL for military and HK/Macau/Taiwan applicants who declared without a verified identity:
+    # their applicant fields were typed, and identity_review is pending until the unit confirms them
+    identity_id: Mapped[str | None] = mapped_column(ForeignKey("verified_identities.id"), index=True)
+    verification_id: Mapped[str | None] = mapped_column(ForeignKey("verifications.id"))
+    applicant_category: Mapped[ApplicantCategory | None] = mapped_column(str_enum(ApplicantCategory))
+    identity_review: Mapped[IdentityReview | None] = mapped_column(str_enum(IdentityReview))
+    identity_reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    identity_reviewed_at: Mapped[datetime | None]
     applicant_name: Mapped[str] = mapped_column(EncryptedText("declarations.applicant_name"))
     applicant_sex: Mapped[str | None] = mapped_column(EncryptedText("declarations.applicant_sex"))
     applicant_ethnicity: Mapped[str | None] = mapped_column(EncryptedText("declarations.applicant_ethnicity"))
@@ -108,12 +183,16 @@ class Declaration(UuidPrimaryKey, Base):
     submitted_at: Mapped[datetime | None]
     # printed on the notice; a clerk checks it at GET /v1/declarations/verify/{code}
     verify_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # 申报须知: acknowledged (when, which version of the text) before confirm/submit are allowed
+    instructions_acknowledged_at: Mapped[datetime | None]
+    instructions_version: Mapped[str | None] = mapped_column(String(64))
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     flag_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     work_unit: Mapped[WorkUnit | None] = relationship()
+    project: Mapped[ExamProject | None] = relationship()
     events: Mapped[list[DeclarationEvent]] = relationship(
         back_populates="declaration", order_by="DeclarationEvent.id", passive_deletes=True
     )

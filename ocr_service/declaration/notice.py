@@ -37,6 +37,7 @@ from reportlab.pdfgen import canvas
 
 from ocr_service.declaration.models import Declaration, DeclarationKind, DeclarationStatus
 from ocr_service.declaration.requirements import TCM_CANDIDATES, CandidateType
+from ocr_service.status_labels import DECLARATION_STATUS
 
 CJK_FONT_NAME = "WenQuanYiZenHei"
 CJK_FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
@@ -56,15 +57,9 @@ KIND_LABELS: Mapping[DeclarationKind, str] = {
     DeclarationKind.TCM_EXPERTISE: "中医医术确有专长人员医师资格考核",
     DeclarationKind.PHYSICIAN_PROBATION: "医师资格考试试用期申报",
 }
-# Only the states a notice exists in; anything else reads as not valid on the check page.
+# the declaration states in Chinese: the one table the API's status_label uses too
 STATUS_LABELS: Mapping[DeclarationStatus, str] = {
-    DeclarationStatus.SUBMITTED: "已提交，待审核",
-    DeclarationStatus.UNDER_REVIEW: "审核中",
-    DeclarationStatus.APPROVED: "审核通过",
-    DeclarationStatus.RETURNED: "已退回，待修改",
-    DeclarationStatus.MODIFICATION_ALLOWED: "允许修改",
-    DeclarationStatus.WITHDRAWN: "已撤回",
-    DeclarationStatus.DRAFT: "草稿",
+    status: DECLARATION_STATUS[status.value] for status in DeclarationStatus
 }
 TITLE_APPROVED = "报名成功通知单"
 TITLE_RECEIPT = "申报回执"
@@ -144,7 +139,11 @@ def notice_content(
     return NoticeContent(
         title=TITLE_APPROVED if approved else TITLE_RECEIPT,
         issuer=ISSUER,
-        project=PROJECTS[declaration.kind].format(year=year_of.astimezone(BEIJING).year),
+        # the exam project the declaration belongs to; declarations made before projects existed
+        # (issue 12) print the kind's name for the year they were submitted in
+        project=declaration.project.title
+        if declaration.project is not None
+        else PROJECTS[declaration.kind].format(year=year_of.astimezone(BEIJING).year),
         status_label=STATUS_LABELS[declaration.status],
         declaration_number=declaration.number,
         applicant_name=declaration.applicant_name,

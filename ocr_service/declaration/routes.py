@@ -21,22 +21,33 @@ from fastapi.templating import Jinja2Templates
 
 from ocr_service.auth import AdminKey, Scope, require_any_scope, require_scope
 from ocr_service.db import SessionDep, utcnow
+from ocr_service.declaration import instructions as declaration_instructions
 from ocr_service.declaration import service
-from ocr_service.declaration.models import DeclarationStatus
+from ocr_service.declaration.models import DeclarationKind, DeclarationStatus, UnitRequestStatus, WorkUnitRequest
 from ocr_service.declaration.notice import KIND_LABELS, beijing_time
 from ocr_service.declaration.schemas import (
+    AdminWorkUnitRequestOut,
     AttachmentOut,
     BindingOut,
     BindRequest,
     DeclarationCreate,
     DeclarationOut,
+    InstructionsAck,
+    InstructionsOut,
     NoticeCheckOut,
+    ProjectCreate,
+    ProjectOut,
+    ProjectUpdate,
     ReasonIn,
     ReturnIn,
     ReviewDeclarationOut,
     WorkUnitCreate,
     WorkUnitCreated,
     WorkUnitOut,
+    WorkUnitRequestApproved,
+    WorkUnitRequestCreate,
+    WorkUnitRequestOut,
+    WorkUnitSearchOut,
 )
 from ocr_service.errors import ApiError, not_found
 from ocr_service.ratelimit import enforce
@@ -104,11 +115,150 @@ def register_work_unit(body: WorkUnitCreate, admin: AdminKey, session: SessionDe
     return WorkUnitCreated(id=unit.id, name=unit.name, reviewer_key=secret, confirmation_code=code)
 
 
-@router.get("/work-units", response_model=list[WorkUnitOut], summary="Search work units by name")
+@router.post(
+    "/admin/projects",
+    response_model=ProjectOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an exam project (kind, year, title, declaration window)",
+    responses=_errors(409, 422),
+)
+def create_project(body: ProjectCreate, admin: AdminKey, session: SessionDep) -> ProjectOut:
+    project = service.create_project(
+        session, body.code, body.kind, body.year, body.title, body.opens_at, body.closes_at
+    )
+    return service.project_view(project)
+
+
+@router.patch(
+    "/admin/projects/{code}",
+    response_model=ProjectOut,
+    summary="Change a project's title or declaration window",
+    responses=_errors(404, 422),
+)
+def update_project(code: str, body: ProjectUpdate, admin: AdminKey, session: SessionDep) -> ProjectOut:
+    project = service.update_project(session, code, body.title, body.opens_at, body.closes_at)
+    return service.project_view(project)
+
+
+@router.get(
+    "/projects", response_model=list[ProjectOut], summary="Exam projects, newest first (the applicant picks one)"
+)
+def list_projects(
+    key: AnyKey, session: SessionDep, kind: Annotated[DeclarationKind | None, Query()] = None
+) -> list[ProjectOut]:
+    return [service.project_view(p) for p in service.list_projects(session, kind)]
+
+
+@router.get(
+    "/work-units",
+    response_model=WorkUnitSearchOut,
+    summary="Search work units by name (nothing found: a Chinese hint pointing to the registration request)",
+)
 def search_work_units(
     client: Client, session: SessionDep, name: Annotated[str, Query(min_length=1, max_length=200)]
-) -> list[WorkUnitOut]:
-    return [WorkUnitOut(id=u.id, name=u.name) for u in service.search_work_units(session, name)]
+) -> WorkUnitSearchOut:
+    return service.work_unit_search(session, name)
+
+
+# --- units asking to be registered ------------------------------------------------------------------
+
+
+def _unit_request_view(request: WorkUnitRequest) -> WorkUnitRequestOut:
+    return WorkUnitRequestOut(
+        id=request.id,
+        name=request.name,
+        status=request.status,
+        subject_id=request.subject_id,
+        created_at=request.created_at,
+        reviewed_at=request.reviewed_at,
+        review_reason=request.review_reason,
+        work_unit_id=request.work_unit_id,
+    )
+
+
+def _admin_unit_request_view(request: WorkUnitRequest) -> AdminWorkUnitRequestOut:
+    return AdminWorkUnitRequestOut(
+        **_unit_request_view(request).model_dump(exclude={"status_label"}),
+        contact_name=request.contact_name,
+        contact_phone=request.contact_phone,
+        note=request.note,
+    )
+
+
+@router.post(
+    "/work-unit-requests",
+    response_model=WorkUnitRequestOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask for a unit not yet registered to be registered (an admin approves or rejects)",
+    responses=_errors(409, 422),
+)
+def request_work_unit(body: WorkUnitRequestCreate, client: Client, session: SessionDep) -> WorkUnitRequestOut:
+    request = service.request_work_unit(
+        session, client, body.subject_id, body.name, body.contact_name, body.contact_phone, body.note
+    )
+    return _unit_request_view(request)
+
+
+@router.get(
+    "/work-unit-requests/{request_id}",
+    response_model=WorkUnitRequestOut,
+    summary="Where a registration request stands",
+    responses=_errors(404),
+)
+def get_work_unit_request(request_id: str, client: Client, session: SessionDep) -> WorkUnitRequestOut:
+    return _unit_request_view(service.get_work_unit_request(session, client, request_id))
+
+
+@router.get(
+    "/admin/work-unit-requests",
+    response_model=list[AdminWorkUnitRequestOut],
+    summary="Registration requests, oldest first (with the contact to call)",
+)
+def list_work_unit_requests(
+    admin: AdminKey,
+    session: SessionDep,
+    status_filter: Annotated[UnitRequestStatus | None, Query(alias="status")] = None,
+) -> list[AdminWorkUnitRequestOut]:
+    return [_admin_unit_request_view(r) for r in service.list_work_unit_requests(session, status_filter)]
+
+
+@router.post(
+    "/admin/work-unit-requests/{request_id}/approve",
+    response_model=WorkUnitRequestApproved,
+    summary="Approve: the unit is registered with a generated confirmation code (shown once)",
+    responses=_errors(404, 409),
+)
+def approve_work_unit_request(request_id: str, admin: AdminKey, session: SessionDep) -> WorkUnitRequestApproved:
+    request, unit, secret, code = service.approve_work_unit_request(session, admin, request_id)
+    return WorkUnitRequestApproved(
+        request=_admin_unit_request_view(request),
+        work_unit=WorkUnitCreated(id=unit.id, name=unit.name, reviewer_key=secret, confirmation_code=code),
+    )
+
+
+@router.post(
+    "/admin/work-unit-requests/{request_id}/reject",
+    response_model=AdminWorkUnitRequestOut,
+    summary="Reject with a reason the requester sees",
+    responses=_errors(404, 409, 422),
+)
+def reject_work_unit_request(
+    request_id: str, admin: AdminKey, session: SessionDep, body: ReasonIn
+) -> AdminWorkUnitRequestOut:
+    return _admin_unit_request_view(service.reject_work_unit_request(session, admin, request_id, body.reason))
+
+
+# --- 申报须知 ---------------------------------------------------------------------------------------
+
+
+@router.get("/instructions", response_model=InstructionsOut, summary="申报须知: the text to read and acknowledge")
+def get_instructions(client: Client, kind: Annotated[DeclarationKind, Query()]) -> InstructionsOut:
+    return InstructionsOut(
+        kind=kind,
+        title=declaration_instructions.TITLE,
+        version=declaration_instructions.version(kind),
+        items=list(declaration_instructions.ITEMS[kind]),
+    )
 
 
 @router.put(
@@ -213,6 +363,20 @@ def review_allow_modification(
     return service.declaration_view(declaration, for_reviewer=True)
 
 
+@router.post(
+    "/review/{declaration_id}/confirm-identity", response_model=ReviewDeclarationOut, responses=_errors(404, 409)
+)
+def review_confirm_identity(
+    declaration_id: str, key: Reviewer, session: SessionDep, body: ReasonIn
+) -> ReviewDeclarationOut:
+    """Confirm the identity of a military or HK/Macau/Taiwan applicant who declared without a verified one.
+
+    Until then the declaration cannot be approved (409 ``identity_review_pending``).
+    """
+    declaration = service.confirm_identity(session, key, declaration_id, body.reason)
+    return service.declaration_view(declaration, for_reviewer=True)
+
+
 # --- the applicant's declarations -----------------------------------------------------------------
 
 
@@ -220,11 +384,24 @@ def review_allow_modification(
     "",
     response_model=DeclarationOut,
     status_code=status.HTTP_201_CREATED,
-    summary="Create a declaration for a subject with a verified identity",
-    responses=_errors(409, 422),
+    summary="Create a subject's declaration of a project (one per project; a verified identity, "
+    "or a military / HK-Macau-Taiwan applicant category)",
+    responses=_errors(404, 409, 422),
 )
-def create_declaration(body: DeclarationCreate, client: Client, session: SessionDep) -> DeclarationOut:
-    return service.declaration_view(service.create_declaration(session, client, body.subject_id, body.kind))
+def create_declaration(
+    body: DeclarationCreate, client: Client, session: SessionDep, settings: SettingsDep
+) -> DeclarationOut:
+    declaration = service.create_declaration(
+        session,
+        client,
+        body.subject_id,
+        body.kind,
+        project_code=body.project_code,
+        applicant_category=body.applicant_category,
+        applicant=body.applicant,
+        settings=settings,
+    )
+    return service.declaration_view(declaration)
 
 
 @router.get("", response_model=list[DeclarationOut], summary="A subject's declarations")
@@ -294,6 +471,18 @@ def download_attachment(
     declaration = service.get_declaration(session, client, declaration_id)
     attachment, data = service.read_attachment(declaration, attachment_id, store)
     return _download(data, attachment.content_type, attachment.filename)
+
+
+@router.post(
+    "/{declaration_id}/acknowledge-instructions",
+    response_model=DeclarationOut,
+    summary="Acknowledge the 申报须知 (needed before confirm and submit; recorded with the time)",
+    responses=_errors(404, 409, 422),
+)
+def acknowledge_instructions(
+    declaration_id: str, body: InstructionsAck, client: Client, session: SessionDep
+) -> DeclarationOut:
+    return service.declaration_view(service.acknowledge_instructions(session, client, declaration_id, body.version))
 
 
 @router.post(

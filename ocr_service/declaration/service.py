@@ -13,14 +13,16 @@ import hmac
 import json
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ocr_service.auth import Scope, create_api_key
@@ -29,14 +31,19 @@ from ocr_service.crypto import get_cipher
 from ocr_service.db import utcnow
 from ocr_service.declaration import validation
 from ocr_service.declaration.models import (
+    ApplicantCategory,
     Declaration,
     DeclarationAttachment,
     DeclarationEvent,
     DeclarationKind,
     DeclarationStatus,
+    ExamProject,
+    IdentityReview,
     UnitBinding,
     UnitCodeCounter,
+    UnitRequestStatus,
     WorkUnit,
+    WorkUnitRequest,
 )
 from ocr_service.declaration.requirements import (
     PROBATION_CONDITIONAL_UPLOADS,
@@ -50,15 +57,18 @@ from ocr_service.declaration.schemas import (
     EventOut,
     NoticeCheckOut,
     ProbationForm,
+    ProjectOut,
     RequiredUploadOut,
     ReviewDeclarationOut,
     TcmForm,
+    UnverifiedApplicantIn,
     WorkUnitOut,
+    WorkUnitSearchOut,
 )
 from ocr_service.errors import ApiError, not_found
 from ocr_service.masking import mask_document_number
 from ocr_service.storage import BlobStore
-from ocr_service.verification.models import ApiKey, VerifiedIdentity
+from ocr_service.verification.models import ApiKey, DocumentType, VerifiedIdentity
 from ocr_service.verification.service import identity_number
 from pipelines import divisions
 from pipelines.decode import ImageDecodeError, decode_image
@@ -265,6 +275,123 @@ def search_work_units(session: Session, name: str, limit: int = 20) -> list[Work
     return list(session.scalars(query))
 
 
+# what an empty search answers: 003 (三、(二) 如果单位暂不存在，请联系单位负责人进行机构注册)
+NO_UNIT_HINT = "未找到该单位。如单位尚未注册，请单位负责人提交申请单位注册，管理员审核通过后即可绑定"
+UNIT_REQUEST_PATH = "/v1/declarations/work-unit-requests"
+
+
+def work_unit_search(session: Session, name: str) -> WorkUnitSearchOut:
+    """The matching units, or none with a hint pointing to the self-registration request."""
+    units = [WorkUnitOut(id=u.id, name=u.name) for u in search_work_units(session, name)]
+    if units:
+        return WorkUnitSearchOut(units=units)
+    return WorkUnitSearchOut(units=[], hint_zh=NO_UNIT_HINT, register_request_path=UNIT_REQUEST_PATH)
+
+
+# --- units asking to be registered --------------------------------------------------------------
+
+
+def request_work_unit(
+    session: Session,
+    client: ApiKey,
+    subject_id: str,
+    name: str,
+    contact_name: str,
+    contact_phone: str,
+    note: str | None,
+) -> WorkUnitRequest:
+    """Record a unit's request to be registered; 409 when it is registered or already asked for."""
+    name = name.strip()
+    if session.scalar(select(WorkUnit.id).where(WorkUnit.name == name)) is not None:
+        raise ApiError(
+            "work_unit_exists", 409, "a work unit with this name is registered", "该单位已注册，请直接搜索绑定"
+        )
+    pending = select(WorkUnitRequest.id).where(
+        WorkUnitRequest.name == name, WorkUnitRequest.status == UnitRequestStatus.PENDING
+    )
+    if session.scalar(pending) is not None:
+        raise ApiError(
+            "work_unit_request_pending",
+            409,
+            "a request to register this unit is waiting for an administrator",
+            "该单位的注册申请正在审核中，请耐心等待",
+        )
+    request = WorkUnitRequest(
+        name=name,
+        status=UnitRequestStatus.PENDING,
+        client_key_id=client.id,
+        subject_id=subject_id,
+        contact_name=contact_name.strip(),
+        contact_phone=contact_phone.strip(),
+        note=(note or "").strip() or None,
+    )
+    session.add(request)
+    session.commit()
+    log.info("work_unit_requested", request_id=request.id, client_key_id=client.id)
+    return request
+
+
+def get_work_unit_request(session: Session, client: ApiKey, request_id: str) -> WorkUnitRequest:
+    """The request as its client key sees it (another key's request is 404)."""
+    request = session.get(WorkUnitRequest, request_id)
+    if request is None or request.client_key_id != client.id:
+        raise not_found("work unit request")
+    return request
+
+
+def list_work_unit_requests(session: Session, status: UnitRequestStatus | None) -> list[WorkUnitRequest]:
+    query = select(WorkUnitRequest).order_by(WorkUnitRequest.created_at, WorkUnitRequest.id)
+    if status is not None:
+        query = query.where(WorkUnitRequest.status == status)
+    return list(session.scalars(query.limit(500)))
+
+
+def _pending_request(session: Session, request_id: str) -> WorkUnitRequest:
+    request = session.get(WorkUnitRequest, request_id)
+    if request is None:
+        raise not_found("work unit request")
+    if request.status is not UnitRequestStatus.PENDING:
+        raise ApiError(
+            "work_unit_request_decided",
+            409,
+            f"the request is already {request.status.value}",
+            "该注册申请已处理",
+            {"current_status": request.status.value},
+        )
+    return request
+
+
+def approve_work_unit_request(
+    session: Session, admin: ApiKey, request_id: str
+) -> tuple[WorkUnitRequest, WorkUnit, str, str]:
+    """Register the requested unit with a generated code.
+
+    Returns the request, the unit, its reviewer key's secret and its confirmation code (both shown
+    once, for the admin to hand to the unit's contact).
+    """
+    request = _pending_request(session, request_id)
+    code = new_confirmation_code()
+    unit, secret = register_work_unit(session, request.name, code)
+    request.status = UnitRequestStatus.APPROVED
+    request.work_unit_id = unit.id
+    request.reviewed_at = utcnow()
+    request.reviewed_by = f"admin:{admin.id}"
+    session.commit()
+    return request, unit, secret, code
+
+
+def reject_work_unit_request(session: Session, admin: ApiKey, request_id: str, reason: str | None) -> WorkUnitRequest:
+    if not (reason or "").strip():
+        raise validation_failed([validation.field_error("reason", "required", "不通过原因")])
+    request = _pending_request(session, request_id)
+    request.status = UnitRequestStatus.REJECTED
+    request.review_reason = reason.strip()
+    request.reviewed_at = utcnow()
+    request.reviewed_by = f"admin:{admin.id}"
+    session.commit()
+    return request
+
+
 def get_binding(session: Session, client: ApiKey, subject_id: str) -> UnitBinding | None:
     return session.scalar(
         select(UnitBinding).where(UnitBinding.client_key_id == client.id, UnitBinding.subject_id == subject_id)
@@ -464,7 +591,218 @@ def unbind_work_unit(session: Session, client: ApiKey, subject_id: str) -> None:
     session.commit()
 
 
+# --- exam projects -------------------------------------------------------------------------------
+
+# windows are announced, and shown to applicants, in Beijing time
+BEIJING = ZoneInfo("Asia/Shanghai")
+# the title of a project seeded for the current year (OCR_DECLARATION_DEFAULT_PROJECTS)
+DEFAULT_PROJECT_TITLES: dict[DeclarationKind, str] = {
+    DeclarationKind.TCM_EXPERTISE: "{year}年湖北省中医医术确有专长人员医师资格考核",
+    DeclarationKind.PHYSICIAN_PROBATION: "{year}年湖北考区医师资格考试试用期考核",
+}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _beijing(moment: datetime) -> str:
+    return _aware(moment).astimezone(BEIJING).strftime("%Y年%m月%d日 %H:%M")
+
+
+def window_zh(project: ExamProject) -> str:
+    """The window as applicants read it: "2026年03月01日 08:00至2026年03月31日 17:00（北京时间）"."""
+    return f"{_beijing(project.opens_at)}至{_beijing(project.closes_at)}（北京时间）"
+
+
+def is_open(project: ExamProject, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return _aware(project.opens_at) <= now < _aware(project.closes_at)
+
+
+def _window_refusal(project: ExamProject, now: datetime) -> ApiError:
+    before = now < _aware(project.opens_at)
+    state_zh = "尚未开始" if before else "已结束"
+    return ApiError(
+        "declaration_window_not_open" if before else "declaration_window_closed",
+        409,
+        f"declarations to {project.code} are accepted from {project.opens_at.isoformat()} "
+        f"until {project.closes_at.isoformat()}",
+        f"“{project.title}”申报时间为{window_zh(project)}，申报{state_zh}",
+        {
+            "project_code": project.code,
+            "opens_at": _aware(project.opens_at).isoformat(),
+            "closes_at": _aware(project.closes_at).isoformat(),
+        },
+    )
+
+
+def _project_field_error(field: str, code: str, message_zh: str) -> ApiError:
+    return validation_failed([validation.FieldError(field, code, message_zh)])
+
+
+def create_project(
+    session: Session,
+    code: str,
+    kind: DeclarationKind,
+    year: int,
+    title: str,
+    opens_at: datetime,
+    closes_at: datetime,
+) -> ExamProject:
+    """A new exam project (admin API); 409 when the code is taken, 422 when the window is empty."""
+    if opens_at.tzinfo is None or closes_at.tzinfo is None:
+        raise _project_field_error("opens_at", "timezone_required", "申报开始、截止时间须带时区")
+    if closes_at <= opens_at:
+        raise _project_field_error("closes_at", "window_empty", "申报截止时间须晚于开始时间")
+    if session.scalar(select(ExamProject.id).where(ExamProject.code == code)) is not None:
+        raise ApiError("project_exists", 409, "a project with this code exists", "该项目编号已存在")
+    project = ExamProject(code=code, kind=kind, year=year, title=title.strip(), opens_at=opens_at, closes_at=closes_at)
+    session.add(project)
+    session.commit()
+    return project
+
+
+def get_project(session: Session, code: str) -> ExamProject:
+    project = session.scalar(select(ExamProject).where(ExamProject.code == code))
+    if project is None:
+        raise ApiError("project_not_found", 404, "no exam project has this code", "未找到该申报项目")
+    return project
+
+
+def update_project(
+    session: Session,
+    code: str,
+    title: str | None = None,
+    opens_at: datetime | None = None,
+    closes_at: datetime | None = None,
+) -> ExamProject:
+    """Change a project's title or window (e.g. extend the deadline); kind, year and code stay."""
+    project = get_project(session, code)
+    opens_at = opens_at or _aware(project.opens_at)
+    closes_at = closes_at or _aware(project.closes_at)
+    if opens_at.tzinfo is None or closes_at.tzinfo is None:
+        raise _project_field_error("opens_at", "timezone_required", "申报开始、截止时间须带时区")
+    if closes_at <= opens_at:
+        raise _project_field_error("closes_at", "window_empty", "申报截止时间须晚于开始时间")
+    project.opens_at, project.closes_at = opens_at, closes_at
+    if title is not None:
+        project.title = title.strip()
+    session.commit()
+    return project
+
+
+def list_projects(session: Session, kind: DeclarationKind | None = None) -> list[ExamProject]:
+    query = select(ExamProject).order_by(ExamProject.year.desc(), ExamProject.opens_at.desc(), ExamProject.code)
+    if kind is not None:
+        query = query.where(ExamProject.kind == kind)
+    return list(session.scalars(query))
+
+
+def seed_default_project(session: Session, kind: DeclarationKind, now: datetime | None = None) -> ExamProject:
+    """The project of ``kind`` for the current (Beijing) year, open the whole year, created if missing."""
+    year = (now or utcnow()).astimezone(BEIJING).year
+    code = f"{kind.value}-{year}"
+    existing = session.scalar(select(ExamProject).where(ExamProject.code == code))
+    if existing is not None:
+        return existing
+    project = ExamProject(
+        code=code,
+        kind=kind,
+        year=year,
+        title=DEFAULT_PROJECT_TITLES[kind].format(year=year),
+        opens_at=datetime(year, 1, 1, tzinfo=BEIJING).astimezone(UTC),
+        closes_at=datetime(year + 1, 1, 1, tzinfo=BEIJING).astimezone(UTC),
+    )
+    session.add(project)
+    session.flush()
+    return project
+
+
+def resolve_project(
+    session: Session, kind: DeclarationKind, project_code: str | None, settings: Settings
+) -> ExamProject:
+    """The project a new declaration belongs to: the one named, else the one of ``kind`` open now.
+
+    With none open, the current year's default project is seeded when
+    ``OCR_DECLARATION_DEFAULT_PROJECTS`` is on (so a deployment without projects keeps working);
+    otherwise 409 naming the latest project's window.
+    """
+    now = utcnow()
+    if project_code is not None:
+        project = get_project(session, project_code)
+        if project.kind is not kind:
+            raise _project_field_error("project_code", "project_kind_mismatch", "所选项目与申报类别不一致")
+        return project
+    projects = list_projects(session, kind)
+    open_now = [p for p in projects if is_open(p, now)]
+    if len(open_now) == 1:
+        return open_now[0]
+    if len(open_now) > 1:
+        codes = "、".join(p.code for p in open_now)
+        raise _project_field_error("project_code", "project_required", f"有多个项目正在申报，请选择项目（{codes}）")
+    if settings.declaration_default_projects and not any(p.year == now.astimezone(BEIJING).year for p in projects):
+        return seed_default_project(session, kind, now)
+    if projects:
+        raise _window_refusal(projects[0], now)
+    raise ApiError("no_open_project", 409, "no exam project of this kind is open", "当前没有开放申报的项目")
+
+
+def project_view(project: ExamProject) -> ProjectOut:
+    return ProjectOut(
+        code=project.code,
+        kind=project.kind,
+        year=project.year,
+        title=project.title,
+        opens_at=project.opens_at,
+        closes_at=project.closes_at,
+        window_zh=window_zh(project),
+        open_now=is_open(project),
+    )
+
+
 # --- declarations -------------------------------------------------------------------------------
+
+# Who may declare without a verified identity (003, 其他身份人员: 部队考生、港澳台考生 ... 直接进入省网
+# 界面进行试用期填报), and with which documents. A document type the verification module does not
+# (yet) define is simply absent.
+UNVERIFIED_DOCUMENTS: dict[ApplicantCategory, frozenset[DocumentType]] = {
+    ApplicantCategory.MILITARY: frozenset({DocumentType.MILITARY}),
+    ApplicantCategory.HK_MACAU_TAIWAN: frozenset(
+        DocumentType(value)
+        for value in ("hk_macau_permit", "taiwan_permit", "hmt_residence_permit")
+        if value in DocumentType._value2member_map_
+    ),
+}
+APPLICANT_CATEGORY_LABELS: dict[ApplicantCategory, str] = {
+    ApplicantCategory.MILITARY: "部队考生",
+    ApplicantCategory.HK_MACAU_TAIWAN: "港澳台考生",
+}
+_DOCUMENT_NUMBER = re.compile(r"[\w()（）\-]{4,32}")
+
+
+def _unverified_applicant_errors(
+    kind: DeclarationKind, category: ApplicantCategory, applicant: UnverifiedApplicantIn | None
+) -> list[validation.FieldError]:
+    label = APPLICANT_CATEGORY_LABELS[category]
+    if kind is not DeclarationKind.PHYSICIAN_PROBATION:
+        return [
+            validation.FieldError(
+                "applicant_category",
+                "category_not_for_kind",
+                f"{label}未经实名认证直接申报仅适用于医师资格考试试用期申报，请先完成实名认证",
+            )
+        ]
+    if applicant is None:
+        return [validation.FieldError("applicant", "required", f"{label}请填写姓名、证件类型和证件号码")]
+    errors = []
+    if applicant.document_type not in UNVERIFIED_DOCUMENTS[category]:
+        errors.append(
+            validation.FieldError("applicant.document_type", "document_not_for_category", f"{label}所选证件类型不符")
+        )
+    if not _DOCUMENT_NUMBER.fullmatch(applicant.document_number.strip()):
+        errors.append(validation.FieldError("applicant.document_number", "invalid_format", "证件号码格式不正确"))
+    return errors
 
 
 def _new_declaration_number(kind: DeclarationKind) -> str:
@@ -472,37 +810,101 @@ def _new_declaration_number(kind: DeclarationKind) -> str:
     return f"{prefix}{utcnow():%Y%m%d}{secrets.randbelow(10**8):08d}"
 
 
-def create_declaration(session: Session, client: ApiKey, subject_id: str, kind: DeclarationKind) -> Declaration:
-    """A draft for a subject with a verified identity, pre-filled from that identity."""
+def _existing_declaration(session: Session, client: ApiKey, subject_id: str, project: ExamProject) -> ApiError | None:
+    existing = session.scalar(
+        select(Declaration).where(
+            Declaration.client_key_id == client.id,
+            Declaration.subject_id == subject_id,
+            Declaration.project_id == project.id,
+        )
+    )
+    if existing is None:
+        return None
+    return ApiError(
+        "declaration_exists",
+        409,
+        "the subject already has a declaration for this project",
+        f"您已有“{project.title}”的申报（申报号{existing.number}），每个项目只能申报一次，请在原申报中修改",
+        {"declaration_id": existing.id, "number": existing.number, "project_code": project.code},
+    )
+
+
+def create_declaration(
+    session: Session,
+    client: ApiKey,
+    subject_id: str,
+    kind: DeclarationKind,
+    *,
+    project_code: str | None = None,
+    applicant_category: ApplicantCategory | None = None,
+    applicant: UnverifiedApplicantIn | None = None,
+    settings: Settings | None = None,
+) -> Declaration:
+    """A draft of one project for a subject, pre-filled from the subject's verified identity.
+
+    One declaration per subject and project (409 ``declaration_exists``); none once the project's
+    window has closed. Military and HK/Macau/Taiwan applicants (``applicant_category``) without a
+    verified identity may declare for probation with the identity they type (``applicant``): the
+    declaration is marked ``identity_review = pending`` for the unit or an admin to check.
+    """
+    settings = settings or get_settings()
     identity = session.scalar(
         select(VerifiedIdentity).where(
             VerifiedIdentity.client_key_id == client.id, VerifiedIdentity.subject_id == subject_id
         )
     )
-    if identity is None:
+    if identity is None and applicant_category is None:
         raise ApiError(
             "identity_not_verified",
             409,
-            "the subject has no verified identity; complete real-name verification first",
-            "请先完成实名认证",
+            "the subject has no verified identity; complete real-name verification first "
+            "(military and HK/Macau/Taiwan applicants may give applicant_category and applicant instead)",
+            "请先完成实名认证（部队考生、港澳台考生可选择考生类别后直接申报）",
         )
+    if identity is None:
+        assert applicant_category is not None
+        errors = _unverified_applicant_errors(kind, applicant_category, applicant)
+        if errors:
+            raise validation_failed(errors)
+    project = resolve_project(session, kind, project_code, settings)
+    now = utcnow()
+    if now >= _aware(project.closes_at):
+        session.rollback()
+        raise _window_refusal(project, now)
+    refusal = _existing_declaration(session, client, subject_id, project)
+    if refusal is not None:
+        session.rollback()
+        raise refusal
     cipher = get_cipher()
-    number = identity_number(identity)
     declaration = Declaration(
         number=_new_declaration_number(kind),
         kind=kind,
         status=S.DRAFT,
         client_key_id=client.id,
         subject_id=subject_id,
-        identity_id=identity.id,
-        verification_id=identity.verification_id,
-        applicant_name=identity.name,
-        applicant_sex=identity.sex,
-        applicant_ethnicity=identity.ethnicity,
-        document_type=identity.document_type,
-        flagged=identity.flagged,
-        flag_reason=identity.flag_reason if identity.flagged else None,
+        project_id=project.id,
+        applicant_category=applicant_category,
     )
+    declaration.project = project
+    if identity is not None:
+        declaration.identity_id = identity.id
+        declaration.verification_id = identity.verification_id
+        declaration.applicant_name = identity.name
+        declaration.applicant_sex = identity.sex
+        declaration.applicant_ethnicity = identity.ethnicity
+        declaration.document_type = identity.document_type
+        declaration.flagged = identity.flagged
+        declaration.flag_reason = identity.flag_reason if identity.flagged else None
+        number = identity_number(identity)
+    else:
+        assert applicant is not None and applicant_category is not None
+        declaration.applicant_name = applicant.name.strip()
+        declaration.applicant_sex = applicant.sex
+        declaration.applicant_ethnicity = applicant.ethnicity
+        declaration.document_type = applicant.document_type
+        declaration.flagged = False
+        declaration.identity_review = IdentityReview.PENDING
+        number = applicant.document_number.strip().upper()
     declaration.number_enc = cipher.encrypt_text(number, _number_aad(declaration.id))
     session.add(declaration)
     declaration.events.append(
@@ -514,7 +916,14 @@ def create_declaration(session: Session, client: ApiKey, subject_id: str, kind: 
             actor=_actor(client),
         )
     )
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent request created the subject's declaration of this project
+        session.rollback()
+        refusal = _existing_declaration(session, client, subject_id, project)
+        if refusal is None:
+            raise
+        raise refusal from None
     return declaration
 
 
@@ -583,10 +992,47 @@ def _snapshot_bound_unit(session: Session, declaration: Declaration, client: Api
         declaration.work_unit = binding.work_unit if binding else None
 
 
+def acknowledge_instructions(session: Session, client: ApiKey, declaration_id: str, version: str) -> Declaration:
+    """Record that the applicant read the 申报须知 of ``version`` (the text they were shown), with the time.
+
+    409 ``instructions_version_changed`` when the text changed since: read it again. Acknowledging
+    again replaces the time and version. Not a transition, so not in the event history.
+    """
+    from ocr_service.declaration import instructions
+
+    declaration = get_declaration(session, client, declaration_id)
+    current = instructions.version(declaration.kind)
+    if version.strip() != current:
+        raise ApiError(
+            "instructions_version_changed",
+            409,
+            "the instructions changed; read the current version and acknowledge it",
+            "申报须知已更新，请重新阅读后确认",
+            {"current_version": current},
+        )
+    declaration.instructions_acknowledged_at = utcnow()
+    declaration.instructions_version = current
+    log.info("instructions_acknowledged", declaration_id=declaration.id, version=current)
+    declaration.updated_at = utcnow()
+    session.commit()
+    return declaration
+
+
+def _require_acknowledged(declaration: Declaration) -> None:
+    if declaration.instructions_acknowledged_at is None:
+        raise ApiError(
+            "instructions_not_acknowledged",
+            409,
+            "acknowledge the instructions (POST .../acknowledge-instructions) before confirming or submitting",
+            "请先阅读并确认申报须知",
+        )
+
+
 def confirm(session: Session, client: ApiKey, declaration_id: str) -> Declaration:
     """The confirm screen: everything a submission needs is checked and the declaration marked confirmed."""
     declaration = get_declaration(session, client, declaration_id)
     _require_editable(declaration)
+    _require_acknowledged(declaration)
     _snapshot_bound_unit(session, declaration, client)
     errors = completeness_errors(session, declaration)
     if errors:
@@ -601,6 +1047,10 @@ def submit(session: Session, client: ApiKey, declaration_id: str) -> Declaration
     declaration = get_declaration(session, client, declaration_id)
     if declaration.status not in TRANSITIONS[Action.SUBMIT][0]:
         raise illegal_transition(declaration, Action.SUBMIT)
+    now = utcnow()
+    if declaration.project is not None and not is_open(declaration.project, now):
+        raise _window_refusal(declaration.project, now)
+    _require_acknowledged(declaration)
     if declaration.kind is DeclarationKind.PHYSICIAN_PROBATION and declaration.confirmed_at is None:
         raise ApiError("not_confirmed", 409, "confirm the declaration before submitting", "请先确认申报信息再提交")
     _snapshot_bound_unit(session, declaration, client)
@@ -745,7 +1195,45 @@ def review_action(
     declaration = get_for_review(session, key, declaration_id)
     if action is Action.RETURN and not (reason or "").strip():
         raise validation_failed([validation.field_error("reason", "required", "退回原因")])
+    if action is Action.APPROVE and declaration.identity_review is IdentityReview.PENDING:
+        raise ApiError(
+            "identity_review_pending",
+            409,
+            "the applicant declared without a verified identity: confirm the identity first",
+            "该考生未经实名认证直接申报，请先核验其身份证件并确认身份",
+            {"applicant_category": declaration.applicant_category},
+        )
     transition(session, declaration, action, _reviewer_actor(key, declaration), reason)
+    session.commit()
+    return declaration
+
+
+def confirm_identity(session: Session, key: ApiKey, declaration_id: str, reason: str | None = None) -> Declaration:
+    """The unit (or an admin) checked the documents of an applicant declared without a verified identity."""
+    declaration = get_for_review(session, key, declaration_id)
+    if declaration.identity_review is not IdentityReview.PENDING:
+        raise ApiError(
+            "no_identity_review",
+            409,
+            "this declaration has no identity awaiting review",
+            "该申报无需核验身份，或身份已核验",
+            {"identity_review": declaration.identity_review},
+        )
+    actor = _reviewer_actor(key, declaration)
+    declaration.identity_review = IdentityReview.CONFIRMED
+    declaration.identity_reviewed_by = actor
+    declaration.identity_reviewed_at = utcnow()
+    declaration.events.append(
+        DeclarationEvent(
+            declaration_id=declaration.id,
+            from_status=declaration.status,
+            to_status=declaration.status,
+            action="confirm_identity",
+            reason=reason,
+            actor=actor,
+        )
+    )
+    declaration.updated_at = utcnow()
     session.commit()
     return declaration
 
@@ -897,6 +1385,9 @@ def declaration_view(declaration: Declaration, *, for_reviewer: bool = False) ->
             id_number_masked=mask_document_number(applicant_number(declaration)),
             verification_id=declaration.verification_id,
         ),
+        "project": project_view(declaration.project) if declaration.project is not None else None,
+        "applicant_category": declaration.applicant_category,
+        "identity_review": declaration.identity_review,
         "form": _masked_form(declaration),
         "work_unit": WorkUnitOut(id=declaration.work_unit.id, name=declaration.work_unit.name)
         if declaration.work_unit
@@ -905,6 +1396,8 @@ def declaration_view(declaration: Declaration, *, for_reviewer: bool = False) ->
         "confirmed_at": declaration.confirmed_at,
         "submitted_at": declaration.submitted_at,
         "verify_code": declaration.verify_code,
+        "instructions_acknowledged_at": declaration.instructions_acknowledged_at,
+        "instructions_version": declaration.instructions_version,
         "events": [
             EventOut(
                 from_status=e.from_status,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ocr_service.auth import Scope, create_api_key
 from ocr_service.crypto import get_cipher
 from ocr_service.db import utcnow
-from ocr_service.declaration import service
+from ocr_service.declaration import instructions, service
 from ocr_service.declaration.models import DeclarationKind, DeclarationStatus, UnitBinding
 from ocr_service.errors import ApiError
 from ocr_service.storage import get_blob_store
@@ -57,8 +57,16 @@ def ctx(service_runtime):  # noqa: F811
     session.close()
 
 
-def tcm_ready(session, client, settings, subject_id="subject-1"):
-    declaration = service.create_declaration(session, client, subject_id, DeclarationKind.TCM_EXPERTISE)
+def acknowledge(session, client, declaration):
+    """The applicant acknowledges the 申报须知 (needed before confirm and submit)."""
+    service.acknowledge_instructions(session, client, declaration.id, instructions.version(declaration.kind))
+
+
+def tcm_ready(session, client, settings, subject_id="subject-1", project_code=None):
+    declaration = service.create_declaration(
+        session, client, subject_id, DeclarationKind.TCM_EXPERTISE, project_code=project_code
+    )
+    acknowledge(session, client, declaration)
     doc = service.add_attachment(session, client, declaration.id, PDF_BYTES, "a.pdf", settings, get_blob_store())
     return service.save_form(session, client, declaration.id, practice_form(doc.id))
 
@@ -67,6 +75,7 @@ def bound_probation(session, client, subject_id="subject-1"):
     unit, _secret = service.register_work_unit(session, UNIT_NAME, UNIT_CODE)
     service.bind_work_unit(session, client, subject_id, unit.id, UNIT_CODE)
     declaration = service.create_declaration(session, client, subject_id, DeclarationKind.PHYSICIAN_PROBATION)
+    acknowledge(session, client, declaration)
     return unit, service.save_form(session, client, declaration.id, probation_form())
 
 
@@ -329,7 +338,12 @@ def test_flagging_an_identity_flags_its_open_declarations_for_the_reviewer(ctx):
     session, client, settings = ctx
     verified(session, client)
     declaration = tcm_ready(session, client, settings)
-    approved = tcm_ready(session, client, settings)
+    # one declaration per project: the approved one belongs to next year's exam
+    now = utcnow()
+    service.create_project(
+        session, "tcm-next", DeclarationKind.TCM_EXPERTISE, now.year + 1, "下一年度考核", now, now + timedelta(days=30)
+    )
+    approved = tcm_ready(session, client, settings, project_code="tcm-next")
     service.submit(session, client, approved.id)
     client.scopes = "client,admin"
     service.review_action(session, client, approved.id, service.Action.APPROVE)
