@@ -20,10 +20,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,6 +53,8 @@ log = structlog.get_logger("ocr_service.access")
 
 # Multipart framing and the small form fields around the photo (boundaries, headers, side).
 FORM_OVERHEAD_BYTES = 64 * 1024
+# Swagger UI and ReDoc, vendored (versions and licences in its README.md): /docs works offline.
+DOCS_ASSETS = Path(__file__).parent / "static" / "docs"
 
 
 class BodySizeLimitMiddleware:
@@ -282,6 +287,8 @@ def build_api(settings: Settings) -> FastAPI:
         version="1.0.0",
         summary="Real-name verification: scan a resident ID card, or send any document to manual review.",
         lifespan=lifespan,
+        docs_url=None,  # served by _add_docs_routes from the package, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -300,7 +307,35 @@ def build_api(settings: Settings) -> FastAPI:
     app.include_router(declaration_public_router)  # /check/{code}: the notice's QR code, no key
     app.include_router(capture_router)  # capture links and the hosted capture page (/capture/{token})
     _add_operational_routes(app)
+    _add_docs_routes(app)
     return app
+
+
+def _add_docs_routes(app: FastAPI) -> None:
+    """/docs and /redoc with every script, stylesheet and icon from ``DOCS_ASSETS`` (no CDN, no web fonts)."""
+    app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+    title = app.title
+    favicon = "/static/docs/swagger-ui/favicon-32x32.png"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{title} - Swagger UI",
+            swagger_js_url="/static/docs/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=favicon,
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{title} - ReDoc",
+            redoc_js_url="/static/docs/redoc/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
 
 
 def openapi_schema() -> dict:
