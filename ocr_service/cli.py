@@ -85,8 +85,19 @@ def scan(
     ] = None,
     expect: Annotated[str, typer.Option(help="Side the applicant was asked for: front or back.")] = "front",
     pretty: Annotated[bool, typer.Option(help="Indent the JSON output.")] = False,
+    keep_going: Annotated[
+        bool,
+        typer.Option(
+            help="Scan every input even after one could not be read (each gets an error object); "
+            "--no-keep-going stops at the first. Either way the exit code is 1 if any input could not be read."
+        ),
+    ] = True,
 ) -> None:
-    """Scan ID-card photos and print one JSON decision per image."""
+    """Scan ID-card photos and print one JSON decision per image.
+
+    Exit code 0 when every input was read and scanned (whatever the decisions), 1 when any could
+    not be read (a missing or unreadable file, a bad manifest line), 2 for a usage error.
+    """
     from ocr_service.report import scan_result_json
     from pipelines.card import CardSide
     from pipelines.decode import ImageDecodeError, decode_file
@@ -107,6 +118,7 @@ def scan(
     failures = 0
     for label, path, claim_name, claim_number in _scan_items(images or [], manifest, name, id_number):
         if path is None:  # a manifest line that did not parse
+            failures += 1
             out = {"image": label, "error": {"code": "bad_manifest_line", "message": claim_number}}
         else:
             try:
@@ -130,7 +142,9 @@ def scan(
                 )
         sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2 if pretty else None) + "\n")
         sys.stdout.flush()
-    raise typer.Exit(0)
+        if failures and not keep_going:
+            break
+    raise typer.Exit(1 if failures else 0)
 
 
 @app.command()

@@ -24,9 +24,9 @@ def first_sample(predicate) -> dict:
     return next(label for label in sample_labels() if predicate(label))
 
 
-def run_scan(*args: str) -> list[dict]:
+def run_scan(*args: str, exit_code: int = 0) -> list[dict]:
     result = runner.invoke(app, ["scan", *args])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
@@ -81,7 +81,7 @@ def test_bad_files_in_a_manifest_get_error_objects_and_the_batch_goes_on(tmp_pat
     ]
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
-    out = run_scan("--manifest", str(manifest))
+    out = run_scan("--manifest", str(manifest), exit_code=1)  # the batch goes on, and says some failed
     assert [o["image"] for o in out[:6]] == [line["image"] for line in lines]
     codes = [o.get("error", {}).get("code") for o in out]
     assert codes == [
@@ -110,7 +110,7 @@ def test_a_manifest_line_whose_claim_or_image_is_not_a_string_is_refused_not_sca
     ]
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", encoding="utf-8")
-    out = run_scan("--manifest", str(manifest))
+    out = run_scan("--manifest", str(manifest), exit_code=1)
     assert [o.get("error", {}).get("code") for o in out] == [
         "bad_manifest_line",
         "bad_manifest_line",
@@ -201,3 +201,19 @@ def test_serve_believes_forwarded_headers_only_from_the_trusted_proxies(
     assert calls[0]["proxy_headers"] is proxy_headers
     if proxy_headers:
         assert calls[0]["forwarded_allow_ips"] == trusted
+
+
+def test_a_path_that_does_not_exist_exits_1_with_its_error_object(tmp_path: Path):
+    out = run_scan(str(tmp_path / "nope.jpg"), exit_code=1)
+    assert [o["error"]["code"] for o in out] == ["unreadable_file"]
+
+
+def test_every_input_is_scanned_by_default_and_no_keep_going_stops_at_the_first_failure(tmp_path: Path):
+    clean = str(SAMPLE_SET / first_sample(lambda lb: lb["expected_decision"] == "accept")["file"])
+    missing = str(tmp_path / "missing.jpg")
+    out = run_scan(missing, clean, exit_code=1)
+    assert [o["image"] for o in out] == [missing, clean]
+    assert out[1]["decision"] == "accept"
+    stopped = run_scan("--no-keep-going", missing, clean, exit_code=1)
+    assert [o["image"] for o in stopped] == [missing]
+    assert run_scan("--no-keep-going", clean)[0]["decision"] == "accept"
