@@ -64,5 +64,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # The embedded default: SQLite, encrypted blobs and the key file under /data, in-process scans.
 # Distributed: set OCR_DATABASE_URL, OCR_BROKER_URL, OCR_ENCRYPTION_KEY and run
-# `ocr-service worker --queues live` containers beside this one.
+# `ocr-service worker --queues live` containers beside this one, and Redis with AOF
+# (`redis-server --appendonly yes --appendfsync everysec`), so a Redis restart keeps the
+# queued scans: docker-compose.yml runs the whole set that way.
 CMD ["ocr-service", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -7,19 +7,30 @@ most one unacknowledged message per process (``worker_prefetch_multiplier=1``), 
 worker strands at most its running scans. ``verification.service.process_attempt`` is
 idempotent, which makes redelivery safe.
 
+The visibility timeout is short (30 s) and the same for every queue: each worker refreshes
+the messages it holds (``UnackedHeartbeat``), so a live scan of seconds and a batch chunk of
+minutes alike stay with their worker while it lives, and come back within about 36 s of its
+death. Redis should run with AOF (``--appendonly yes --appendfsync everysec``): a restart then
+keeps the queues; without it ``dispatch.RequeueSweeper`` re-publishes the lost scans.
+
 ``celery -A ocr_service.jobs.celery_app:celery_app worker`` works too; ``ocr-service worker``
 is the supported way to start one.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from threading import Lock
 from typing import Any
 
+import structlog
 from celery import Celery
 from kombu import Exchange, Queue
 
 from ocr_service.config import Settings, get_settings
+
+log = structlog.get_logger(__name__)
 
 LIVE_QUEUE = "live"  # applicant uploads: someone is waiting for the answer
 BATCH_QUEUE = "batch"  # re-verification and other bulk work; never delays a live scan
@@ -70,8 +81,9 @@ def make_celery(settings: Settings) -> Celery:
         result_backend_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
         redis_socket_connect_timeout=3,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits out any broker outage, never exits
         # Publishing retries briefly, then the caller gets BrokerUnavailable; the attempt row
-        # stays queued and requeue_stale picks it up once the broker is back.
+        # stays queued and the sweeper re-publishes it as soon as the broker answers again.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5},
         task_serializer="json",
         result_serializer="json",
@@ -88,6 +100,77 @@ def make_celery(settings: Settings) -> Celery:
         enable_utc=True,
     )
     return app
+
+
+UNACKED_INDEX_KEY = "unacked_index"  # kombu's Redis transport: delivery tag -> time handed out
+
+
+class UnackedHeartbeat:
+    """A worker-side thread that keeps the messages this worker holds from being redelivered.
+
+    Kombu's Redis transport records when it handed out each unacknowledged message (a sorted set,
+    ``unacked_index``) and any worker puts back the ones older than the visibility timeout. Every
+    third of the timeout this thread sets that time to now for every task this worker has
+    reserved or is running, so only a dead worker's messages age. Started in the worker's main
+    process (``verification.tasks``), where Celery tracks the requests of all its pool children.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.interval_s = max(0.5, settings.celery_visibility_timeout / 3)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="unacked-heartbeat", daemon=True)
+
+    def start(self) -> UnackedHeartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 5) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    @staticmethod
+    def held_delivery_tags() -> list[str]:
+        from celery.worker import state
+
+        for _ in range(5):  # the consumer thread may change the sets while they are read
+            try:
+                requests = list(state.reserved_requests) + list(state.active_requests)
+                break
+            except RuntimeError:
+                continue
+        else:
+            return []
+        tags = []
+        for request in requests:
+            message = getattr(request, "message", None) or getattr(request, "_message", None)
+            tag = getattr(message, "delivery_tag", None)
+            if tag:
+                tags.append(str(tag))
+        return sorted(set(tags))
+
+    def beat(self) -> int:
+        """Refresh the held messages now; returns how many were refreshed."""
+        import redis
+
+        tags = self.held_delivery_tags()
+        if not tags:
+            return 0
+        client = redis.Redis.from_url(self.settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            key = self.settings.broker_key_prefix + UNACKED_INDEX_KEY
+            now = time.time()
+            # XX: only touch entries still there (an acked message must not come back)
+            return int(client.zadd(key, dict.fromkeys(tags, now), xx=True, ch=True) or 0)
+        finally:
+            client.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.beat()
+            except Exception as exc:  # the broker is away: nothing to refresh, try again next beat
+                log.warning("unacked_heartbeat_failed", error=type(exc).__name__)
 
 
 def get_celery_app(settings: Settings | None = None) -> Celery:

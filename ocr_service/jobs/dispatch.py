@@ -6,9 +6,16 @@ With ``OCR_BROKER_URL`` set the attempt goes to the ``live`` queue of the Celery
 the same idempotent service function, so an attempt submitted twice is scanned once.
 
 No accepted upload is dropped: the attempt row is committed as ``queued`` before ``submit`` is
-called, and an attempt that never finished (the broker was down, a worker or the embedded
-server crashed) is submitted again by ``requeue_stale`` — on embedded serve start, at worker
-start, periodically in workers, and by ``ocr-service worker --requeue-stale``.
+called, so the ``attempts`` table is the outbox the API and the sweepers share. An attempt that
+never finished (the broker was down, a worker or the embedded server crashed) is submitted
+again by ``requeue_stale``: by every worker and API process as soon as the broker answers
+after an outage or a restart (``RequeueSweeper`` checks it every ``outbox_poll_seconds``), at
+start, every visibility timeout for attempts older than it, and by ``ocr-service worker
+--requeue-stale``.
+
+Transient errors (``TRANSIENT_ERRORS``) are retried by ``retry_transient``: exponential
+back-off, at most 10 s apart, for ``task_retry_window_seconds`` (300 s), so a task rides out a
+database failover or a Redis restart and goes on within seconds of its end.
 """
 
 from __future__ import annotations
@@ -41,7 +48,39 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
 )
 UNFINISHED_STATUSES = ("queued", "running")
-INPROCESS_MAX_RETRIES = 5
+RETRY_FIRST_S = 0.5  # back-off: 0.5, 1, 2, 4, 8, 10, 10 ... s, each times a random 0.5-1 (jitter)
+RETRY_MAX_S = 10.0  # so work resumes within 10 s of the database or the broker coming back
+
+
+def backoff_s(retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (0-based): exponential, capped, half jittered."""
+    return min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(retry, 16)) * random.uniform(0.5, 1.0)
+
+
+def retry_transient(fn, *args, window_s: float | None = None, what: str = "task", **log_fields):
+    """``fn(*args)``, retried on ``TRANSIENT_ERRORS`` with ``backoff_s`` until ``window_s`` has passed.
+
+    The window (``task_retry_window_seconds``, 300 s) is measured from the first failure, so a
+    2-minute outage of the database or Redis is ridden out; past it the last error is raised.
+    Retrying in place (not ``Task.retry``) keeps the message unacknowledged -- its heartbeat
+    keeps it from being redelivered -- and needs no broker to schedule the next try.
+    """
+    window = get_settings().task_retry_window_seconds if window_s is None else window_s
+    first_failure: float | None = None
+    retry = 0
+    while True:
+        try:
+            return fn(*args)
+        except TRANSIENT_ERRORS as exc:
+            now = time.monotonic()
+            first_failure = now if first_failure is None else first_failure
+            delay = backoff_s(retry)
+            if now - first_failure + delay > window:
+                log.error(f"{what}_gave_up", error=type(exc).__name__, retries=retry, **log_fields)
+                raise
+            log.warning(f"{what}_retry", error=type(exc).__name__, retry=retry, in_s=round(delay, 2), **log_fields)
+            retry += 1
+            time.sleep(delay)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -65,6 +104,8 @@ def submit(attempt_id: str, settings: Settings | None = None) -> None:
 
 # --------------------------------------------------------------------------- Celery
 
+_publish_failed = threading.Event()
+
 
 def _submit_to_broker(attempt_id: str, settings: Settings) -> None:
     from ocr_service.jobs.celery_app import LIVE_QUEUE, get_celery_app
@@ -78,6 +119,7 @@ def _submit_to_broker(attempt_id: str, settings: Settings) -> None:
         scan_attempt.apply_async(args=[attempt_id], queue=LIVE_QUEUE, ignore_result=True)
     except (KombuOperationalError, redis.exceptions.RedisError, OSError) as exc:
         log.warning("broker_unavailable", attempt_id=attempt_id, error=type(exc).__name__)
+        _publish_failed.set()  # this process's sweeper re-publishes as soon as the broker answers
         raise BrokerUnavailable(f"the task queue is unavailable ({type(exc).__name__})") from exc
 
 
@@ -105,22 +147,14 @@ def _run_inprocess(attempt_id: str) -> None:
     """``process_attempt`` with the Celery task's retry policy for transient errors."""
     from ocr_service.verification import service
 
-    for retry in range(INPROCESS_MAX_RETRIES + 1):
-        try:
-            service.process_attempt(attempt_id)
-            return
-        except TRANSIENT_ERRORS as exc:
-            if retry == INPROCESS_MAX_RETRIES:
-                log.error("scan_gave_up", attempt_id=attempt_id, error=type(exc).__name__, retries=retry)
-                return  # stays queued/running; requeue_stale tries again on the next start
-            backoff = random.uniform(0, min(30.0, 0.5 * 2**retry))  # full jitter
-            log.warning("scan_retry", attempt_id=attempt_id, error=type(exc).__name__, in_s=round(backoff, 2))
-            time.sleep(backoff)
-        except Exception as exc:
-            # a bug, not bad luck: retrying will not help. The type only -- an exception's text
-            # may carry personal data (an SQL parameter, an OCR read); see ocr_service.errors.
-            log.error("scan_crashed", attempt_id=attempt_id, error=type(exc).__name__)
-            return
+    try:
+        retry_transient(service.process_attempt, attempt_id, what="scan", attempt_id=attempt_id)
+    except TRANSIENT_ERRORS:
+        return  # stays queued/running; the sweeper tries again
+    except Exception as exc:
+        # a bug, not bad luck: retrying will not help. The type only -- an exception's text
+        # may carry personal data (an SQL parameter, an OCR read); see ocr_service.errors.
+        log.error("scan_crashed", attempt_id=attempt_id, error=type(exc).__name__)
 
 
 def shutdown(wait: bool = True) -> None:
@@ -171,24 +205,36 @@ def requeue_stale(session: Session, older_than_s: float, settings: Settings | No
 
 
 class RequeueSweeper:
-    """A daemon thread that runs ``requeue_stale`` now and then every ``interval_s``.
+    """A daemon thread that re-submits what the outbox (unfinished attempts) holds and the broker lost.
 
-    Started by every Celery worker (``worker_ready``) and by ``serve``. The first pass at
-    start is the crash recovery: embedded, everything unfinished is re-submitted (this process
-    is the only scanner, so nothing else can be running it); with a broker only attempts older
-    than the visibility timeout (younger ones may still sit in the queue). With a broker, a
-    Redis lock lets one process per interval sweep for the whole cluster.
+    Started by every Celery worker (``worker_ready``) and by ``serve``. It runs:
+
+    - at start, the crash recovery: embedded, everything unfinished is re-submitted (this process
+      is the only scanner, so nothing else can be running it); with a broker, attempts older
+      than the visibility timeout (younger ones may still sit in the queue);
+    - with a broker, every ``outbox_poll_seconds``: a PING. The first answer after a failed one,
+      from a Redis with a new ``run_id`` (restarted: with AOF off its queues are gone), or after
+      this process failed to publish, re-publishes every unfinished attempt at once, whatever
+      its age. A duplicate message is harmless: ``process_attempt`` finds the attempt done;
+    - every visibility timeout, attempts older than it: the backstop for a publish that failed
+      in a process that saw no outage.
+
+    With a broker, a Redis lock lets one process per round sweep for the whole cluster.
     """
 
     LOCK_KEY = "ocr:requeue_stale:lock"
+    OUTAGE_LOCK_KEY = "ocr:requeue_stale:outage_lock"
 
     def __init__(self, settings: Settings, interval_s: float | None = None) -> None:
         self.settings = settings
         # Sweeping faster than the visibility timeout only re-submits what the broker is about to
-        # redeliver itself; a minute is the floor so a short test timeout does not spin.
-        self.interval_s = interval_s or max(settings.celery_visibility_timeout, 60)
+        # redeliver itself; 30 s is the floor so a short test timeout does not spin.
+        self.interval_s = interval_s or max(settings.celery_visibility_timeout, 30)
+        self.poll_s = settings.outbox_poll_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._broker_ok: bool | None = None
+        self._run_id: str | None = None
 
     def start(self) -> RequeueSweeper:
         self._thread = threading.Thread(target=self._run, name="requeue-stale", daemon=True)
@@ -201,34 +247,79 @@ class RequeueSweeper:
             self._thread.join(timeout)
 
     def run_once(self, first: bool = False) -> list[str]:
-        from ocr_service.db import session_scope
-
         broker = bool(self.settings.broker_url)
-        if broker and not self._take_cluster_lock():
+        if broker and not self._take_cluster_lock(self.LOCK_KEY, self.interval_s):
             return []
         older_than = self.settings.celery_visibility_timeout if broker or not first else 0
-        with session_scope() as session:
-            return requeue_stale(session, older_than, self.settings)
+        return self._requeue(older_than)
 
-    def _take_cluster_lock(self) -> bool:
+    def check_broker(self) -> list[str]:
+        """PING the broker; after an outage, a restart or a failed publish, re-publish every unfinished attempt."""
+        run_id = self._broker_run_id()
+        was_ok, self._broker_ok = self._broker_ok, run_id is not None
+        if run_id is None:
+            if was_ok is not False:
+                log.warning("broker_down")
+            return []
+        restarted = self._run_id is not None and run_id != self._run_id
+        self._run_id = run_id
+        if not (was_ok is False or restarted or _publish_failed.is_set()):
+            return []
+        if not self._take_cluster_lock(self.OUTAGE_LOCK_KEY, max(2.0, self.poll_s * 2)):
+            return []  # another process is re-publishing right now
+        _publish_failed.clear()
+        log.info("broker_back", restarted=restarted)
+        try:
+            return self._requeue(0)
+        except BrokerUnavailable:
+            _publish_failed.set()
+            raise
+
+    def _requeue(self, older_than: float) -> list[str]:
+        from ocr_service.db import session_scope
+
+        with session_scope() as session:
+            ids = requeue_stale(session, older_than, self.settings)
+        return ids
+
+    def _redis(self):
         import redis
 
-        client = redis.Redis.from_url(self.settings.broker_url, socket_connect_timeout=3)
+        return redis.Redis.from_url(self.settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
+
+    def _broker_run_id(self) -> str | None:
+        import redis
+
+        client = self._redis()
         try:
-            key = self.settings.broker_key_prefix + self.LOCK_KEY
-            return bool(client.set(key, "1", nx=True, ex=max(1, int(self.interval_s) - 1)))
+            return str(client.info("server").get("run_id", ""))
+        except redis.exceptions.RedisError:
+            return None
+        finally:
+            client.close()
+
+    def _take_cluster_lock(self, key: str, ttl_s: float) -> bool:
+        client = self._redis()
+        try:
+            full_key = self.settings.broker_key_prefix + key
+            return bool(client.set(full_key, "1", nx=True, px=max(1000, int(ttl_s * 1000) - 500)))
         finally:
             client.close()
 
     def _run(self) -> None:
         first = True
+        next_sweep = 0.0
         while not self._stop.is_set():
             try:
-                self.run_once(first)
+                if self.settings.broker_url:
+                    self.check_broker()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self.interval_s
+                    self.run_once(first)
+                    first = False
             except Exception as exc:  # the next round tries again; never take the host process down
                 log.warning("requeue_stale_failed", error=type(exc).__name__)
-            first = False
-            self._stop.wait(self.interval_s)
+            self._stop.wait(self.poll_s if self.settings.broker_url else self.interval_s)
 
 
 def start_requeue_sweeper(settings: Settings | None = None) -> RequeueSweeper:

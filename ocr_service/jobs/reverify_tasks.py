@@ -3,7 +3,9 @@
 A thin wrapper around ``reverify.run_chunk``: the message carries two ids, the chunk is
 idempotent (finished cases are skipped, each case is counted once), so a redelivery after a
 worker crash simply finishes what the dead worker left. Transient DB/Redis errors retry the
-chunk with backoff; everything else is recorded per case by the service.
+chunk in place with back-off for ``task_retry_window_seconds`` (``dispatch.retry_transient``);
+everything else is recorded per case by the service. A chunk runs for minutes: the worker's
+``UnackedHeartbeat`` keeps its message from being redelivered meanwhile.
 
 Without a broker, ``submit_chunk`` runs chunks on a process-wide pool of its own (one thread),
 separate from the live scan pool of ``jobs.dispatch``, so a batch never takes the threads an
@@ -20,12 +22,11 @@ import structlog
 from celery import shared_task
 
 from ocr_service.config import Settings, get_settings
-from ocr_service.jobs.dispatch import TRANSIENT_ERRORS, BrokerUnavailable
+from ocr_service.jobs.dispatch import BrokerUnavailable, retry_transient
 
 log = structlog.get_logger(__name__)
 
 CHUNK_TASK = "ocr_service.jobs.reverify_tasks.run_reverify_chunk"
-MAX_RETRIES = 5
 
 
 @shared_task(
@@ -34,11 +35,6 @@ MAX_RETRIES = 5
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,  # the outcome is in job_items; nothing waits on a Celery result
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
 )
 def run_reverify_chunk(self, job_id: str, chunk_no: int) -> None:
     """Re-run the pending cases of one chunk of a re-verification job."""
@@ -52,7 +48,7 @@ def run_reverify_chunk(self, job_id: str, chunk_no: int) -> None:
         task_id=self.request.id,
         redelivered=bool(delivery.get("redelivered")),
     )
-    run = reverify.run_chunk(job_id, chunk_no)
+    run = retry_transient(reverify.run_chunk, job_id, chunk_no, what="reverify_chunk", job_id=job_id, chunk_no=chunk_no)
     log.info(
         "reverify_chunk_finished",
         job_id=job_id,
@@ -108,7 +104,7 @@ def _run_inprocess(job_id: str, chunk_no: int) -> None:
     from ocr_service.jobs import reverify
 
     try:
-        reverify.run_chunk(job_id, chunk_no)
+        retry_transient(reverify.run_chunk, job_id, chunk_no, what="reverify_chunk", job_id=job_id, chunk_no=chunk_no)
     except Exception as exc:  # the chunk stays pending; `ocr-service jobs resume` runs it again
         log.error("reverify_chunk_crashed", job_id=job_id, chunk_no=chunk_no, error=type(exc).__name__)
 

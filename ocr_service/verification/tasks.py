@@ -3,13 +3,15 @@
 Messages carry ids only (never images or ORM objects). ``scan_attempt`` is safe to deliver more
 than once: ``service.process_attempt`` locks the attempt row and returns at once when the
 attempt is already done. Transient infrastructure errors (the database or Redis went away)
-are retried with exponential backoff and jitter; a pipeline decision (accept, retake,
-reject, review) is a result, never a retry.
+are retried in place with exponential back-off and jitter for ``task_retry_window_seconds``
+(``dispatch.retry_transient``), so a 2-minute outage is ridden out and the scan goes on within
+10 s of its end; a pipeline decision (accept, retake, reject, review) is a result, never a retry.
 
 The worker-process lifecycle lives here too, because only workers import this module: each
 pool child drops the database connections it inherited from the parent and loads the OCR
-models once; the worker's main process re-submits attempts stranded by a crash
-(``jobs.dispatch.requeue_stale``) at start and then periodically.
+models once; the worker's main process re-submits attempts stranded by a crash or a broker
+outage (``jobs.dispatch.RequeueSweeper``) and keeps the messages it holds from being redelivered
+while they run (``jobs.celery_app.UnackedHeartbeat``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from ocr_service import subscribers
-from ocr_service.jobs.dispatch import TRANSIENT_ERRORS, RequeueSweeper, start_requeue_sweeper
+from ocr_service.jobs.celery_app import UnackedHeartbeat
+from ocr_service.jobs.dispatch import TRANSIENT_ERRORS, RequeueSweeper, retry_transient, start_requeue_sweeper
 from ocr_service.verification import service
 
 subscribers.connect()  # the worker moves verifications: the review queue and webhooks follow
@@ -30,7 +33,6 @@ subscribers.connect()  # the worker moves verifications: the review queue and we
 log = structlog.get_logger(__name__)
 
 SCAN_TASK = "ocr_service.verification.tasks.scan_attempt"
-MAX_RETRIES = 5
 
 # Fault-injection hook for tests/ocr_service/test_worker_crash.py: seconds to sleep at the start
 # of every scan, so a test can kill the worker while a task is in flight. Read here and
@@ -48,11 +50,6 @@ class ScanTaskCrashed(RuntimeError):
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,  # the outcome is the attempt row; nothing waits on a Celery result
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,  # 2, 4, 8, 16, 32 s (before jitter): rides out a DB failover or Redis restart
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
 )
 def scan_attempt(self, attempt_id: str) -> None:
     """Scan one uploaded image and record the decision (``service.process_attempt``)."""
@@ -68,9 +65,11 @@ def scan_attempt(self, attempt_id: str) -> None:
     if delay:
         time.sleep(float(delay))
     try:
-        service.process_attempt(attempt_id)
-    except TRANSIENT_ERRORS:
-        raise  # autoretry_for: backoff and try again
+        retry_transient(service.process_attempt, attempt_id, what="scan_task", attempt_id=attempt_id)
+    except TRANSIENT_ERRORS as exc:
+        # retried for the whole window: the attempt stays queued, the sweeper re-publishes it
+        log.error("scan_task_gave_up", attempt_id=attempt_id, task_id=self.request.id, error=type(exc).__name__)
+        raise ScanTaskCrashed(type(exc).__name__) from None
     except Exception as exc:
         # A bug, not bad luck: no retry. Celery logs what a task raises, and an exception's text
         # may carry personal data (an SQL parameter, an OCR read), so only its type leaves here.
@@ -97,18 +96,23 @@ def _init_pool_process(**_kwargs) -> None:
 
 
 _sweeper: RequeueSweeper | None = None
+_heartbeat: UnackedHeartbeat | None = None
 
 
 @worker_ready.connect
 def _start_requeue_sweeper(**_kwargs) -> None:
-    """Re-submit attempts a crash left behind: once now, then periodically (``dispatch.RequeueSweeper``)."""
-    global _sweeper
+    """Re-submit what a crash or an outage left behind (``RequeueSweeper``); keep held messages alive."""
+    global _sweeper, _heartbeat
     from ocr_service.config import get_settings
 
-    _sweeper = start_requeue_sweeper(get_settings())
+    settings = get_settings()
+    _sweeper = start_requeue_sweeper(settings)
+    _heartbeat = UnackedHeartbeat(settings).start()
 
 
 @worker_shutdown.connect
 def _stop_requeue_sweeper(**_kwargs) -> None:
     if _sweeper is not None:
         _sweeper.stop()
+    if _heartbeat is not None:
+        _heartbeat.stop()

@@ -274,7 +274,23 @@ def eager_scan_task(tmp_path: Path, monkeypatch):
             raise outcome
 
     monkeypatch.setattr(service, "process_attempt", fake_process_attempt)
+    monkeypatch.setattr(dispatch, "time", FakeClock())
     return app.tasks[SCAN_TASK], calls, outcomes
+
+
+class FakeClock:
+    """``dispatch.time`` for the retry tests: ``sleep`` advances ``monotonic`` and is recorded, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 def test_the_scan_task_retries_transient_database_and_redis_errors(eager_scan_task):
@@ -291,14 +307,38 @@ def test_the_scan_task_retries_transient_database_and_redis_errors(eager_scan_ta
     assert calls == ["attempt-1"] * 3
 
 
-def test_the_scan_task_gives_up_after_five_retries(eager_scan_task):
+def test_the_scan_task_retries_with_exponential_back_off_for_the_whole_window_then_gives_up(eager_scan_task):
     import sqlalchemy.exc
 
+    from ocr_service.verification.tasks import ScanTaskCrashed
+
     task, calls, outcomes = eager_scan_task
-    outcomes += [sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("down")) for _ in range(10)]
+    outcomes += [sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("down")) for _ in range(500)]
     result = task.apply(args=["attempt-1"])
-    assert result.failed()
-    assert len(calls) == 6  # the first run and five retries
+    assert result.failed() and isinstance(result.result, ScanTaskCrashed)
+    sleeps = dispatch.time.sleeps
+    # a 2-minute outage is ridden out (the default window is 300 s) ...
+    assert 120 < sum(sleeps) <= 300
+    # ... waiting longer each time at first, and never more than 10 s: work goes on within 10 s of the end
+    assert sleeps[0] <= 0.5 and sleeps[4] > sleeps[0] and max(sleeps) <= dispatch.RETRY_MAX_S
+    assert len(calls) == len(sleeps) + 1
+
+
+def test_the_back_off_doubles_up_to_its_cap_and_a_zero_window_means_one_try():
+    import redis
+
+    for retry, ceiling in enumerate([0.5, 1, 2, 4, 8, 10, 10, 10]):
+        for _ in range(20):
+            assert ceiling / 2 <= dispatch.backoff_s(retry) <= ceiling
+    calls = []
+
+    def broker_down() -> None:
+        calls.append(1)
+        raise redis.exceptions.ConnectionError("Connection refused")
+
+    with pytest.raises(redis.exceptions.ConnectionError):
+        dispatch.retry_transient(broker_down, window_s=0)
+    assert calls == [1]
 
 
 def test_the_scan_task_never_retries_a_bug_and_reports_only_its_type(eager_scan_task):

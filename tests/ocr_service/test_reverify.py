@@ -108,7 +108,9 @@ def test_a_job_over_200_stored_cases_started_through_the_api_completes_on_a_batc
                 assert created.status_code == 202, created.text
                 job_id = created.json()["id"]
                 assert created.json()["total"] == 200
-                finished = reverify.wait_until_finished(job_id, timeout=90)
+                # generous: 200 scans on one process take minutes when the machine is busy
+                finished = reverify.wait_until_finished(job_id, timeout=400)
+                assert finished.is_finished, finished
                 seen = api.get(f"/v1/jobs/{job_id}", headers=admin).json()
         finally:
             worker.stop()
@@ -141,12 +143,13 @@ def test_a_job_whose_worker_is_killed_mid_job_finishes_on_a_new_worker_with_ever
         doomed = WorkerProcess(worker_env(settings), tmp_path / "doomed.log", "--queues", "batch")
         survivor = None
         try:
-            wait_for_finished_cases(job.id, 8, timeout=60)
+            wait_for_finished_cases(job.id, 8, timeout=240)
             doomed.kill()
             at_kill = progress(job.id)
             assert at_kill.status == JobStatus.RUNNING and at_kill.finished_cases < total
             survivor = WorkerProcess(worker_env(settings), tmp_path / "survivor.log", "--queues", "batch")
-            finished = reverify.wait_until_finished(job.id, timeout=90)
+            finished = reverify.wait_until_finished(job.id, timeout=400)
+            assert finished.is_finished, finished
         finally:
             doomed.stop()
             if survivor is not None:
@@ -157,9 +160,14 @@ def test_a_job_whose_worker_is_killed_mid_job_finishes_on_a_new_worker_with_ever
         interrupted = {e["chunk_no"] for e in started} - {
             e["chunk_no"] for e in doomed.events("reverify_chunk_finished")
         }
-        assert len(interrupted) == 1
-        redelivered = [e for e in survivor.events("reverify_chunk_started") if e["redelivered"]]
-        assert [e["chunk_no"] for e in redelivered] == list(interrupted)
+        # the chunk in flight (none if the kill fell between two chunks); while the doomed worker
+        # lived, its heartbeat kept every chunk it ran from being redelivered, however slow
+        assert len(interrupted) <= 1
+        assert [e["redelivered"] for e in started] == [False] * len(started)
+        redelivered = [e["chunk_no"] for e in survivor.events("reverify_chunk_started") if e["redelivered"]]
+        assert interrupted <= set(redelivered) and len(redelivered) == len(set(redelivered))
+        finished_by_doomed = {e["chunk_no"] for e in doomed.events("reverify_chunk_finished")}
+        assert not finished_by_doomed & set(redelivered)
         recorded = sum(
             e["recorded"] for e in doomed.events("reverify_chunk_finished") + survivor.events("reverify_chunk_finished")
         )

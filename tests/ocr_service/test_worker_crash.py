@@ -135,3 +135,39 @@ def test_a_scan_whose_worker_is_killed_mid_task_is_redelivered_and_recorded_exac
         assert status["status"] == "verified"
         assert [a["decision"] for a in status["attempts"]] == ["accept"]
     assert time.monotonic() - started < 60
+
+
+def test_a_scan_longer_than_the_visibility_timeout_is_not_redelivered_while_its_worker_lives(
+    database_url: str, tmp_path: Path
+):
+    """The worker's heartbeat (``celery_app.UnackedHeartbeat``) keeps refreshing the message it holds."""
+    from ocr_service.jobs import dispatch
+    from tests.ocr_service.worker_process import upload_sample
+
+    visibility_s = 2
+    with (
+        redis_namespace(REDIS_DB) as broker,
+        installed(service_settings(tmp_path, database_url, broker, celery_visibility_timeout=visibility_s)) as settings,
+    ):
+        # both slow: whichever takes the scan holds it 5 timeouts long while the other one idles
+        slow_env = worker_env(settings, OCR_TEST_SCAN_DELAY_S=str(5 * visibility_s))
+        slow = WorkerProcess(slow_env, tmp_path / "slow.log")
+        idle = WorkerProcess(slow_env, tmp_path / "idle.log")
+        try:
+            slow.wait_for(r"ready\.", timeout=60)
+            idle.wait_for(r"ready\.", timeout=60)
+            upload = upload_sample(settings)
+            dispatch.submit(upload.attempt_id, settings)
+            wait_attempt_finished(upload.attempt_id, timeout=90)
+        finally:
+            slow.stop()
+            idle.stop()
+        starts = [
+            (name, e["redelivered"])
+            for name, worker in (("slow", slow), ("idle", idle))
+            for e in worker.events("scan_task_started")
+            if e["attempt_id"] == upload.attempt_id
+        ]
+        assert starts in ([("slow", False)], [("idle", False)])
+        with session_scope() as session:
+            assert session.get(Attempt, upload.attempt_id).task_attempts == 1

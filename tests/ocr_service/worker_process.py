@@ -89,9 +89,15 @@ def service_settings(tmp_path: Path, database_url: str, broker: RedisNamespace |
 
 @contextlib.contextmanager
 def installed(settings: Settings) -> Iterator[Settings]:
-    """Make ``settings`` this process's settings, database, cipher and blob store; reset afterwards."""
-    from ocr_service import config, crypto, db, storage
+    """Make ``settings`` this process's settings, database, cipher and blob store; reset afterwards.
+
+    Status changes get their listeners (review queue, webhooks) as in the API and the workers,
+    whichever test module runs first.
+    """
+    from ocr_service import config, crypto, db, storage, subscribers
     from ocr_service.jobs import dispatch
+
+    subscribers.connect()
 
     def reset() -> None:
         dispatch.shutdown(wait=True)
