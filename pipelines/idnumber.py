@@ -1,5 +1,10 @@
 """GB 11643-1999 citizen identity number: check character, division code, birth date, sex.
 
+Also the two numbers built on the same 18-character scheme that are not a mainland resident's:
+the 港澳台居民居住证 (810000/820000/830000 + birth date + sequence + check character) and the
+外国人永久居留身份证 (9 + province + nationality + birth date + sequence + check character; the
+2004 card: three nationality letters and 12 digits). ``number_kind`` tells them apart.
+
 Written here instead of delegating to python-stdnum's ``cn.ric``: that validator refuses
 division codes created after the holder's birth year (common on real cards) and knows
 nothing of the 81/82/83 residence-permit prefixes. Its division table is still used as data
@@ -200,3 +205,42 @@ def parse_printed_birth(text: str) -> date | None:
         return date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
         return None
+
+
+# --- numbers of holders who are not mainland residents ------------------------------------------
+
+
+class NumberKind(StrEnum):
+    """Whose 18-character number it is, by its first characters."""
+
+    RESIDENT = "resident"  # a mainland resident ID
+    HMT_RESIDENCE_PERMIT = "hmt_residence_permit"  # 81/82/83: Hong Kong, Macau, Taiwan residents
+    FOREIGN_PERMANENT_RESIDENCE = "foreign_permanent_residence"  # 9: foreign permanent residents
+
+
+# the 2004 foreign permanent residence card: ISO 3166 alpha-3 nationality, then 12 digits
+_LEGACY_FOREIGN_PERMANENT_RESIDENCE = re.compile(r"[A-Z]{3}[0-9]{12}")
+
+
+def number_kind(number: str) -> NumberKind:
+    """Which holder an 18-character number belongs to; anything else counts as a resident's."""
+    number = normalize_id_number(number)
+    if len(number) == 18 and number[:2] in divisions.PERMIT_PREFIXES:
+        return NumberKind.HMT_RESIDENCE_PERMIT
+    if len(number) == 18 and number[:1] == "9":
+        return NumberKind.FOREIGN_PERMANENT_RESIDENCE
+    return NumberKind.RESIDENT
+
+
+def residence_permit_number_ok(number: str, today: date | None = None) -> bool:
+    """A 港澳台居民居住证 number: 810000/820000/830000, a real birth date, the GB 11643 check character."""
+    check = validate_id_number(number, today)
+    return check.valid and check.number[:2] in divisions.PERMIT_PREFIXES and check.number[2:6] == "0000"
+
+
+def foreign_permanent_residence_number_ok(number: str, today: date | None = None) -> bool:
+    """A 外国人永久居留身份证 number: 9 and 17 more characters checked as GB 11643, or the 2004 format."""
+    normalized = normalize_id_number(number).upper()
+    if _LEGACY_FOREIGN_PERMANENT_RESIDENCE.fullmatch(normalized):
+        return True
+    return normalized[:1] == "9" and validate_id_number(normalized, today).valid

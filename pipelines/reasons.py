@@ -54,6 +54,19 @@ class CaseReason(StrEnum):
     DOCUMENT_TYPE_MANUAL = "document_type_manual"  # only resident ID cards are read automatically
     SCAN_NEEDS_REVIEW = "scan_needs_review"  # the scan decided "review"
     SCAN_FAILED = "scan_failed"  # the stored photo could not be scanned (purged, damaged): a person looks
+    # automatic scans of the subject in the last 24 hours reached OCR_MAX_DAILY_ATTEMPTS
+    DAILY_ATTEMPTS_EXHAUSTED = "daily_attempts_exhausted"
+    # a number typed as a resident ID that belongs to someone the automatic check cannot serve (003:
+    # 港澳台及外籍人员不能自动认证): the case is re-typed and goes to a person
+    RESIDENCE_PERMIT_NUMBER = "residence_permit_number"  # 81/82/83: 港澳台居民居住证
+    FOREIGN_PERMANENT_RESIDENCE_NUMBER = "foreign_permanent_residence_number"  # 9: 外国人永久居留身份证
+
+
+class ClaimProblem(StrEnum):
+    """A typed document number that does not have its document's format (422 on creation)."""
+
+    INVALID_RESIDENCE_PERMIT_NUMBER = "invalid_residence_permit_number"
+    INVALID_FOREIGN_PERMANENT_RESIDENCE_NUMBER = "invalid_foreign_permanent_residence_number"
 
 
 class ReviewReason(StrEnum):
@@ -148,6 +161,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
     CaseReason.DOCUMENT_TYPE_MANUAL: ("该证件类型需人工审核，请耐心等待", "document type is reviewed manually"),
     CaseReason.SCAN_NEEDS_REVIEW: ("已转人工审核，请耐心等待", "the scan asked for a person to look"),
     CaseReason.SCAN_FAILED: ("已转人工审核，请耐心等待", "the photo could not be scanned"),
+    CaseReason.DAILY_ATTEMPTS_EXHAUSTED: (
+        "今日自动识别次数已达上限，已转人工审核，请耐心等待",
+        "the daily cap of automatic scans is reached; sent to manual review",
+    ),
+    CaseReason.RESIDENCE_PERMIT_NUMBER: (
+        "该号码以81、82或83开头，是港澳台居民居住证号码；港澳台居民不能进行身份证自动核验，已按港澳台居民居住证转人工审核，"
+        "请上传居住证正反面照片",
+        "an 81/82/83 number (HK/Macau/Taiwan residence permit) typed as a resident ID; reviewed manually",
+    ),
+    CaseReason.FOREIGN_PERMANENT_RESIDENCE_NUMBER: (
+        "该号码以9开头，是外国人永久居留身份证号码；外籍人员不能进行身份证自动核验，已按外国人永久居留身份证转人工审核，"
+        "请上传证件正反面照片",
+        "a 9xx number (foreign permanent residence ID) typed as a resident ID; reviewed manually",
+    ),
+    ClaimProblem.INVALID_RESIDENCE_PERMIT_NUMBER: (
+        "港澳台居民居住证号码格式不正确：应为18位，以810000（香港）、820000（澳门）或830000（台湾）开头，"
+        "第7至14位为出生日期，末位为校验码",
+        "not a residence permit number: 18 characters, 810000/820000/830000, birth date, check character",
+    ),
+    ClaimProblem.INVALID_FOREIGN_PERMANENT_RESIDENCE_NUMBER: (
+        "外国人永久居留身份证号码格式不正确：应为以9开头的18位号码（第7至14位为出生日期，末位为校验码），"
+        "或2004年版证件的3位国籍字母加12位数字",
+        "not a foreign permanent residence number: 18 characters starting with 9, or 3 letters and 12 digits",
+    ),
     ReviewReason.DOCUMENT_UNREADABLE: ("证件照片无法辨认，审核未通过", "the document cannot be read"),
     ReviewReason.DOCUMENT_MISMATCH: (
         "证件信息与填写的身份信息不一致，审核未通过",

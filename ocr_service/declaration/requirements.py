@@ -143,8 +143,10 @@ class ConditionalField:
 
 # The seed manual (003) asks each group for its own form: 《台湾、香港、澳门居民参加国家医师资格考试
 # 实习申请审核表》 and 《外籍人员参加中国医师资格考试实习申请审核表》.
-_HK_MACAU_TAIWAN = frozenset({DocumentType.HK_MACAU_PERMIT, DocumentType.TAIWAN_PERMIT})
-_FOREIGN = frozenset({DocumentType.FOREIGN_PASSPORT})
+_HK_MACAU_TAIWAN = frozenset(
+    {DocumentType.HK_MACAU_PERMIT, DocumentType.TAIWAN_PERMIT, DocumentType.HMT_RESIDENCE_PERMIT}
+)
+_FOREIGN = frozenset({DocumentType.FOREIGN_PASSPORT, DocumentType.FOREIGN_PERMANENT_RESIDENCE})
 _MILITARY = frozenset({DocumentType.MILITARY})
 
 _ASSISTANT = Condition(form_flag="assistant_to_physician")

@@ -13,17 +13,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ocr_service.status_labels import REVIEW_CASE_STATUS
 from pipelines.reasons import MESSAGES
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
-CASE_STATUS = {
-    "open": "待领取",
-    "released": "已放回",
-    "claimed": "审核中",
-    "awaiting_confirmation": "待复核",
-    "decided": "已处理",
-}
+# the same words as the API's status_label (one table: ocr_service.status_labels)
+CASE_STATUS = dict(REVIEW_CASE_STATUS)
 VERIFICATION_STATUS = {
     "awaiting_images": "待上传",
     "processing": "识别中",
@@ -42,10 +38,12 @@ ORIGIN = {
 }
 DOCUMENT_TYPE = {
     "resident_id": "居民身份证",
+    "hmt_residence_permit": "港澳台居民居住证",
+    "foreign_permanent_residence": "外国人永久居留身份证",
     "hk_macau_permit": "港澳居民来往内地通行证",
     "taiwan_permit": "台湾居民来往大陆通行证",
     "foreign_passport": "外国护照",
-    "military": "军官证",
+    "military": "军官证/士兵证",
     "other": "其他证件",
 }
 METHOD = {"auto": "自动识别", "manual": "人工审核"}
@@ -104,6 +102,9 @@ REASON = {
     "document_type_manual": "该证件类型需人工审核",
     "scan_needs_review": "识别结果需人工复核",
     "scan_failed": "照片无法自动识别",
+    "daily_attempts_exhausted": "当日自动识别次数达到上限",
+    "residence_permit_number": "填写的身份证号码为港澳台居民居住证号码",
+    "foreign_permanent_residence_number": "填写的身份证号码为外国人永久居留身份证号码",
     "name_near_match": "姓名与填写相差一个不确定的字",
     "low_confidence_field": "部分字段识别置信度低",
     "id_number_mismatch": "识别的证件号码与填写不一致",

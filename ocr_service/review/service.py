@@ -90,6 +90,9 @@ _ORIGIN_OF_REVIEW_REASON = {
     CaseReason.SCAN_FAILED.value: CaseOrigin.SCAN_REVIEW,
     CaseReason.MANUAL_METHOD.value: CaseOrigin.MANUAL_METHOD,
     CaseReason.DOCUMENT_TYPE_MANUAL.value: CaseOrigin.NON_ID_DOCUMENT,
+    CaseReason.DAILY_ATTEMPTS_EXHAUSTED.value: CaseOrigin.TOO_MANY_ATTEMPTS,
+    CaseReason.RESIDENCE_PERMIT_NUMBER.value: CaseOrigin.NON_ID_DOCUMENT,
+    CaseReason.FOREIGN_PERMANENT_RESIDENCE_NUMBER.value: CaseOrigin.NON_ID_DOCUMENT,
 }
 _CLAIMABLE = (CaseStatus.OPEN, CaseStatus.RELEASED)
 _WAITING = (CaseStatus.OPEN, CaseStatus.RELEASED, CaseStatus.CLAIMED, CaseStatus.AWAITING_CONFIRMATION)

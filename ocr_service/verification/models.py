@@ -72,11 +72,15 @@ class Method(StrEnum):
 
 
 class DocumentType(StrEnum):
-    RESIDENT_ID = "resident_id"
-    HK_MACAU_PERMIT = "hk_macau_permit"
-    TAIWAN_PERMIT = "taiwan_permit"
-    FOREIGN_PASSPORT = "foreign_passport"
-    MILITARY = "military"
+    """The documents of the manual (003, 实名认证). Only the resident ID card is scanned automatically."""
+
+    RESIDENT_ID = "resident_id"  # 居民身份证
+    HMT_RESIDENCE_PERMIT = "hmt_residence_permit"  # 港澳台居民居住证 (81/82/83 numbers)
+    FOREIGN_PERMANENT_RESIDENCE = "foreign_permanent_residence"  # 外国人永久居留身份证 (9 numbers)
+    HK_MACAU_PERMIT = "hk_macau_permit"  # 港澳居民来往内地通行证
+    TAIWAN_PERMIT = "taiwan_permit"  # 台湾居民来往大陆通行证
+    FOREIGN_PASSPORT = "foreign_passport"  # 护照
+    MILITARY = "military"  # 军官证 / 士兵证
     OTHER = "other"
 
 

@@ -11,8 +11,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
+from ocr_service.status_labels import ATTEMPT_DECISION, ATTEMPT_STATUS, VERIFICATION_STATUS, label
 from ocr_service.verification.models import (
     AttemptStatus,
     DocumentType,
@@ -30,6 +31,9 @@ class NextAction(StrEnum):
     UPLOAD_BACK = "upload_back"
     WAIT_FOR_SCAN = "wait_for_scan"
     WAIT_FOR_REVIEW = "wait_for_review"
+    # the card was read clearly and contradicts what was typed: PUT .../claim (claim_fields names
+    # what differs); the stored photo is scanned again, no new photo is needed
+    CORRECT_CLAIM = "correct_claim"
     NONE = "none"  # final: verified, rejected or withdrawn
 
 
@@ -106,10 +110,19 @@ SubjectId = Annotated[
 
 
 class ClaimIn(BaseModel):
-    """What the applicant typed. A resident ID number is checked (format and check digit) on entry."""
+    """What the applicant typed.
+
+    Checked on entry (422 naming the format otherwise): a resident ID number (GB 11643, check
+    character), a 港澳台居民居住证 number (810000/820000/830000 …) and a 外国人永久居留身份证 number
+    (9 …, or the 2004 card's three letters and 12 digits).
+    """
 
     name: Name = Field(examples=["陶超淼"])
     document_number: DocumentNumber = Field(examples=["142536197609041151"])
+
+
+class ClaimCorrection(ClaimIn):
+    """The claim typed again after a scan asked for it (next_action correct_claim); checked like on creation."""
 
 
 class VerificationCreate(BaseModel):
@@ -127,7 +140,14 @@ class VerificationCreate(BaseModel):
     )
 
     subject_id: SubjectId = Field(description="The client application's own id for the applicant.")
-    document_type: DocumentType = DocumentType.RESIDENT_ID
+    document_type: DocumentType = Field(
+        DocumentType.RESIDENT_ID,
+        description="resident_id 居民身份证 (the only automatic one); hmt_residence_permit 港澳台居民居住证; "
+        "foreign_permanent_residence 外国人永久居留身份证; hk_macau_permit 港澳居民来往内地通行证; "
+        "taiwan_permit 台湾居民来往大陆通行证; foreign_passport 护照; military 军官证/士兵证. "
+        "A resident_id whose number starts with 81/82/83 or 9 is re-typed as the permit it is and reviewed manually "
+        "(reason residence_permit_number / foreign_permanent_residence_number).",
+    )
     method: Method = Field(
         Method.AUTO, description="auto: scan a resident ID card; manual: a reviewer decides. Other documents: manual."
     )
@@ -154,12 +174,32 @@ class AttemptOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
 
+    @computed_field(description="The attempt's status in Chinese.")
+    @property
+    def status_label(self) -> str:
+        return label(ATTEMPT_STATUS, self.status)
+
+    @computed_field(description="The scan's decision in Chinese; null with the decision.")
+    @property
+    def decision_label(self) -> str | None:
+        return label(ATTEMPT_DECISION, self.decision)
+
 
 class StatusEventOut(BaseModel):
     from_status: VerificationStatus | None
     to_status: VerificationStatus
     reason: str | None
     at: datetime
+
+    @computed_field
+    @property
+    def from_status_label(self) -> str | None:
+        return label(VERIFICATION_STATUS, self.from_status)
+
+    @computed_field
+    @property
+    def to_status_label(self) -> str:
+        return label(VERIFICATION_STATUS, self.to_status)
 
 
 class VerificationOut(BaseModel):
@@ -172,6 +212,7 @@ class VerificationOut(BaseModel):
                     "document_type": "resident_id",
                     "method": "auto",
                     "status": "retake",
+                    "status_label": "待认证（请重新拍摄）",
                     "claim": {"name": "陶超淼", "document_number": "1****************1"},
                     "reasons": [{"code": "blurry", "message": "画面模糊，请保持稳定"}],
                     "review_reason": None,
@@ -196,16 +237,35 @@ class VerificationOut(BaseModel):
     status: VerificationStatus
     claim: ClaimOut
     reasons: list[ReasonOut] = Field(description="Why the case is in its status (the latest decision).")
-    review_reason: str | None = Field(description="Why the case is in manual review, e.g. too_many_attempts.")
-    attempts_left: int = Field(description="Failed automatic attempts the subject has left before manual review.")
-    failed_attempts: int = Field(description="Failed automatic attempts of this subject, over all its verifications.")
+    review_reason: str | None = Field(
+        description="Why the case is (or, re-typed on creation, will be) in manual review, e.g. too_many_attempts, "
+        "daily_attempts_exhausted, residence_permit_number."
+    )
+    attempts_left: int = Field(
+        description="Automatic attempts the subject has left before manual review: failures left in this episode, "
+        "or scans left in the last 24 hours (OCR_MAX_DAILY_ATTEMPTS) when fewer."
+    )
+    failed_attempts: int = Field(
+        description="Failed automatic attempts of this subject in its current episode (over all its verifications "
+        "since its latest withdrawal: withdrawing a manual request starts a new episode)."
+    )
     max_failed_attempts: int
     next_action: NextAction
+    claim_fields: list[str] = Field(
+        default_factory=list,
+        description="With next_action correct_claim: the claim fields (name, document_number) that differ from "
+        "the card read.",
+    )
     attempts: list[AttemptOut]
     history: list[StatusEventOut]
     created_at: datetime
     updated_at: datetime
     decided_at: datetime | None
+
+    @computed_field(description="The status in Chinese, as the platform words it (待认证, 认证成功, ...).")
+    @property
+    def status_label(self) -> str:
+        return label(VERIFICATION_STATUS, self.status)
 
 
 class UploadOut(BaseModel):
@@ -218,8 +278,11 @@ class UploadOut(BaseModel):
                     "verification_id": "6f1c6f0e-4a55-4c7e-9f5e-0b8a3f2d8a11",
                     "attempt_id": "0b5f1c9e-2f7e-4a3c-8d55-91e3c6a7b402",
                     "status": "verified",
+                    "status_label": "认证成功",
                     "attempt_status": "done",
+                    "attempt_status_label": "已完成",
                     "decision": "accept",
+                    "decision_label": "通过",
                     "reasons": [],
                     "review_reason": None,
                     "attempts_left": 5,
@@ -240,8 +303,28 @@ class UploadOut(BaseModel):
     review_reason: str | None
     attempts_left: int
     next_action: NextAction
+    claim_fields: list[str] = Field(
+        default_factory=list,
+        description="With next_action correct_claim: the claim fields (name, document_number) that differ from "
+        "the card read.",
+    )
     status_url: str = Field(description="GET this for the verification's current state.")
     replayed: bool = Field(description="True when this answers a repeated Idempotency-Key.")
+
+    @computed_field(description="The verification's status in Chinese (待认证, 认证成功, ...).")
+    @property
+    def status_label(self) -> str:
+        return label(VERIFICATION_STATUS, self.status)
+
+    @computed_field
+    @property
+    def attempt_status_label(self) -> str:
+        return label(ATTEMPT_STATUS, self.attempt_status)
+
+    @computed_field
+    @property
+    def decision_label(self) -> str | None:
+        return label(ATTEMPT_DECISION, self.decision)
 
 
 class IdentityOut(BaseModel):

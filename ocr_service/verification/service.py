@@ -1,8 +1,9 @@
 """Verification cases: the only code that writes the verification tables.
 
-Owns the state machine (``ALLOWED_TRANSITIONS``), the per-subject limit on failed automatic
-attempts, idempotent uploads, the scan of one attempt (``process_attempt``, run by a worker
-or the in-process pool) and the verified identity that a successful scan leaves behind.
+Owns the state machine (``ALLOWED_TRANSITIONS``), the per-subject limits on automatic attempts
+(failures per episode, scans per day: ``failed_attempts``, ``scans_today``), idempotent uploads,
+the scan of one attempt (``process_attempt``, run by a worker or the in-process pool) and the
+verified identity that a successful scan leaves behind.
 
 Every status change goes through ``_transition``: a compare-and-set UPDATE on the status the
 caller read (so two racing requests cannot both move a case), a ``StatusEvent`` row, and an
@@ -22,7 +23,7 @@ import hashlib
 import time
 import unicodedata
 from dataclasses import asdict, dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import structlog
 from sqlalchemy import and_, func, or_, select, update
@@ -57,6 +58,7 @@ from ocr_service.verification.models import (
 )
 from ocr_service.verification.schemas import (
     AttemptOut,
+    ClaimCorrection,
     ClaimOut,
     IdentityOut,
     NextAction,
@@ -69,8 +71,15 @@ from ocr_service.verification.schemas import (
     reasons_out,
 )
 from pipelines.decode import DecodedImage, DecodeLimits, ImageDecodeError, decode_image
-from pipelines.idnumber import normalize_id_number, validate_id_number
-from pipelines.reasons import CaseReason, Decision
+from pipelines.idnumber import (
+    NumberKind,
+    foreign_permanent_residence_number_ok,
+    normalize_id_number,
+    number_kind,
+    residence_permit_number_ok,
+    validate_id_number,
+)
+from pipelines.reasons import REJECT_REASONS, CaseReason, ClaimProblem, Decision, Reason, message_en, message_zh
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +96,9 @@ ALLOWED_TRANSITIONS: frozenset[tuple[VerificationStatus, VerificationStatus]] = 
         (S.RETAKE, S.PROCESSING),  # upload again
         (S.RETAKE, S.IN_REVIEW),  # attempts exhausted
         (S.IN_REVIEW, S.WITHDRAWN),  # the applicant withdraws
+        # the applicant withdraws a case whose scan is still queued or running (a broker or worker
+        # outage must not hold them for minutes, issue 13); the late scan is recorded, decides nothing
+        (S.PROCESSING, S.WITHDRAWN),
         (S.IN_REVIEW, S.VERIFIED),  # reviewer approves (issue 4)
         (S.IN_REVIEW, S.REJECTED),  # reviewer rejects (issue 4)
         (S.IN_REVIEW, S.RETAKE),  # reviewer asks for new images (issue 4)
@@ -95,6 +107,24 @@ ALLOWED_TRANSITIONS: frozenset[tuple[VerificationStatus, VerificationStatus]] = 
 )
 FINAL_STATUSES = frozenset({S.VERIFIED, S.REJECTED, S.WITHDRAWN})
 FAILED_DECISIONS = (Decision.RETAKE, Decision.REJECT)
+# A clear read that contradicts only what was typed: no new photo can fix it, so the scan asks for
+# the claim again (next_action correct_claim) and does not count as a failed attempt (issue 13).
+# Which claim field (ClaimIn's names) each reason points at.
+_CLAIM_FIELDS = {Reason.NAME_MISMATCH: "name", Reason.ID_NUMBER_MISMATCH: "document_number"}
+
+
+def claim_fields(reasons: list[str] | None) -> list[str]:
+    """The claim fields a scan's reasons say were mistyped: [] unless contradicting the claim is
+    all that is wrong (an invalid number on the card is a reject a correction cannot fix)."""
+    rejects = {reason for reason in reasons or () if reason in REJECT_REASONS}
+    if not rejects or not rejects <= set(_CLAIM_FIELDS):
+        return []
+    return [field for reason, field in _CLAIM_FIELDS.items() if reason in rejects]
+
+
+def counts_as_failure(decision: Decision | None, reasons: list[str] | None) -> bool:
+    return decision in FAILED_DECISIONS and not claim_fields(reasons)
+
 
 # Which photos a case needs before it can be decided. The automatic path reads the portrait
 # side only (name and number are printed there); a reviewer wants both sides of a two-sided card.
@@ -103,7 +133,31 @@ _REQUIRED_SIDES: dict[tuple[DocumentType, Method], tuple[ImageSide, ...]] = {
     (DocumentType.RESIDENT_ID, Method.MANUAL): (ImageSide.FRONT, ImageSide.BACK),
     (DocumentType.HK_MACAU_PERMIT, Method.MANUAL): (ImageSide.FRONT, ImageSide.BACK),
     (DocumentType.TAIWAN_PERMIT, Method.MANUAL): (ImageSide.FRONT, ImageSide.BACK),
+    # both cards are two-sided like the resident ID card, whichever method the client sent
+    **{
+        (document_type, method): (ImageSide.FRONT, ImageSide.BACK)
+        for document_type in (DocumentType.HMT_RESIDENCE_PERMIT, DocumentType.FOREIGN_PERMANENT_RESIDENCE)
+        for method in Method
+    },
 }
+# Numbers with a format of their own, checked on creation (422 naming the format otherwise).
+_NUMBER_FORMATS = {
+    DocumentType.HMT_RESIDENCE_PERMIT: (residence_permit_number_ok, ClaimProblem.INVALID_RESIDENCE_PERMIT_NUMBER),
+    DocumentType.FOREIGN_PERMANENT_RESIDENCE: (
+        foreign_permanent_residence_number_ok,
+        ClaimProblem.INVALID_FOREIGN_PERMANENT_RESIDENCE_NUMBER,
+    ),
+}
+# A valid number typed as a resident ID that is not a mainland resident's (003: 港澳台及外籍人员
+# 不能自动认证): the case takes the holder's document type and goes to a person, saying why.
+_NOT_A_RESIDENT = {
+    NumberKind.HMT_RESIDENCE_PERMIT: (DocumentType.HMT_RESIDENCE_PERMIT, CaseReason.RESIDENCE_PERMIT_NUMBER),
+    NumberKind.FOREIGN_PERMANENT_RESIDENCE: (
+        DocumentType.FOREIGN_PERMANENT_RESIDENCE,
+        CaseReason.FOREIGN_PERMANENT_RESIDENCE_NUMBER,
+    ),
+}
+_ROUTED_ON_CREATION = frozenset(reason.value for _, reason in _NOT_A_RESIDENT.values())
 # Documents with a machine-readable zone: their photos are read once at upload (verification.mrz)
 # for the reviewer, who still decides; the zone's text is not compared with anything automatically.
 MRZ_DOCUMENTS = frozenset({DocumentType.HK_MACAU_PERMIT, DocumentType.TAIWAN_PERMIT, DocumentType.FOREIGN_PASSPORT})
@@ -140,7 +194,7 @@ def _image_aad(verification_id: str) -> bytes:
 
 
 def normalize_document_number(document_type: DocumentType, number: str) -> str:
-    if document_type == DocumentType.RESIDENT_ID:
+    if document_type in (DocumentType.RESIDENT_ID, DocumentType.HMT_RESIDENCE_PERMIT):
         return normalize_id_number(number)
     return "".join(unicodedata.normalize("NFKC", number).split()).upper()
 
@@ -154,20 +208,79 @@ def required_sides(verification: Verification) -> tuple[ImageSide, ...]:
     return _REQUIRED_SIDES.get((verification.document_type, verification.method), (ImageSide.FRONT,))
 
 
-def failed_attempts(session: Session, client_key_id: str, subject_id: str) -> int:
-    """Failed automatic attempts (retake or reject) of one subject, over all its verifications."""
-    return (
-        session.scalar(
-            select(func.count(Attempt.id))
-            .join(Verification, Verification.id == Attempt.verification_id)
-            .where(
-                Verification.client_key_id == client_key_id,
-                Verification.subject_id == subject_id,
-                Attempt.decision.in_(FAILED_DECISIONS),
-            )
+def episode_started_at(session: Session, client_key_id: str, subject_id: str) -> datetime | None:
+    """When the subject's current automatic episode began: its latest withdrawal, None before any.
+
+    003: a request waiting for a reviewer can be withdrawn "to verify again automatically", so a
+    withdrawal starts the failure count afresh; the earlier attempts stay in the history.
+    """
+    # Only a withdrawal from review: withdrawing a case while its scan waits (issue 13) must not
+    # wipe the failures before it, or upload-and-withdraw would reset the count at will.
+    return session.scalar(
+        select(func.max(StatusEvent.at))
+        .join(Verification, Verification.id == StatusEvent.verification_id)
+        .where(
+            Verification.client_key_id == client_key_id,
+            Verification.subject_id == subject_id,
+            StatusEvent.from_status == S.IN_REVIEW,
+            StatusEvent.to_status == S.WITHDRAWN,
         )
-        or 0
     )
+
+
+def _subject_attempts(client_key_id: str, subject_id: str):
+    return (
+        select(func.count(Attempt.id))
+        .join(Verification, Verification.id == Attempt.verification_id)
+        .where(Verification.client_key_id == client_key_id, Verification.subject_id == subject_id)
+    )
+
+
+def failed_attempts(session: Session, client_key_id: str, subject_id: str) -> int:
+    """Failed automatic attempts (retake or reject) of one subject in its current episode; a claim
+    mismatch is not one (``counts_as_failure``). Counted here: the reasons are a JSON list."""
+    query = (
+        select(Attempt.reasons)
+        .join(Verification, Verification.id == Attempt.verification_id)
+        .where(
+            Verification.client_key_id == client_key_id,
+            Verification.subject_id == subject_id,
+            Attempt.decision.in_(FAILED_DECISIONS),
+        )
+    )
+    started = episode_started_at(session, client_key_id, subject_id)
+    if started is not None:
+        query = query.where(Attempt.created_at > started)
+    return sum(1 for reasons in session.scalars(query) if not claim_fields(reasons))
+
+
+def scans_today(session: Session, client_key_id: str, subject_id: str) -> int:
+    """Automatic scans the pipeline decided for one subject in the last 24 hours, over all episodes."""
+    since = utcnow() - timedelta(days=1)
+    query = _subject_attempts(client_key_id, subject_id).where(
+        Attempt.decision.is_not(None), Attempt.created_at >= since
+    )
+    return session.scalar(query) or 0
+
+
+def attempts_left(session: Session, client_key_id: str, subject_id: str, settings: Settings) -> int:
+    """Automatic attempts before manual review: the episode's failures and the day's scans both count."""
+    return max(
+        0,
+        min(
+            settings.max_failed_attempts - failed_attempts(session, client_key_id, subject_id),
+            settings.max_daily_attempts - scans_today(session, client_key_id, subject_id),
+        ),
+    )
+
+
+def _limit_reached(session: Session, client_key_id: str, subject_id: str, settings: Settings) -> CaseReason | None:
+    """Why the subject's automatic attempts are used up (the episode's failures first), None if they are not."""
+    if failed_attempts(session, client_key_id, subject_id) >= settings.max_failed_attempts:
+        return CaseReason.TOO_MANY_ATTEMPTS
+    if scans_today(session, client_key_id, subject_id) >= settings.max_daily_attempts:
+        return CaseReason.DAILY_ATTEMPTS_EXHAUSTED
+    return None
 
 
 def _transition(
@@ -266,8 +379,19 @@ def check_quality(data: bytes, settings: Settings) -> QualityOut:
 def create_verification(session: Session, client: ApiKey, data: VerificationCreate) -> Verification:
     """A new case in ``awaiting_images``. The claim number is checked, encrypted and indexed."""
     cipher = get_cipher()
-    number = normalize_document_number(data.document_type, data.claim.document_number)
-    if data.document_type == DocumentType.RESIDENT_ID:
+    document_type, method, routed = data.document_type, data.method, None
+    number = normalize_document_number(document_type, data.claim.document_number)
+    if document_type in _NUMBER_FORMATS:
+        number_ok, problem = _NUMBER_FORMATS[document_type]
+        if not number_ok(number):
+            raise ApiError(
+                "validation_error",
+                422,
+                message_en(problem),
+                message_zh(problem),
+                {"errors": [{"loc": ["body", "claim", "document_number"], "problems": [problem.value]}]},
+            )
+    if document_type == DocumentType.RESIDENT_ID:
         check = validate_id_number(number)
         if not check.valid:
             raise ApiError(
@@ -281,6 +405,9 @@ def create_verification(session: Session, client: ApiKey, data: VerificationCrea
                     ]
                 },
             )
+        if number_kind(number) in _NOT_A_RESIDENT:
+            document_type, routed = _NOT_A_RESIDENT[number_kind(number)]
+            method = Method.MANUAL
     pending = session.scalar(
         select(Verification).where(
             Verification.client_key_id == client.id,
@@ -301,18 +428,24 @@ def create_verification(session: Session, client: ApiKey, data: VerificationCrea
         id=new_id(),
         client_key_id=client.id,
         subject_id=data.subject_id,
-        document_type=data.document_type,
-        method=data.method,
+        document_type=document_type,
+        method=method,
         status=S.AWAITING_IMAGES,
         claim_name=data.claim.name,
         claim_number_index=cipher.blind_index(number),
-        decision_reasons=[],
+        # a re-typed case says why from the start, and keeps the reason for its review
+        decision_reasons=[routed.value] if routed else [],
+        review_reason=routed.value if routed else None,
     )
     verification.claim_number_enc = cipher.encrypt_text(number, _claim_aad(verification.id))
     session.add(verification)
     session.add(
         StatusEvent(
-            verification_id=verification.id, from_status=None, to_status=S.AWAITING_IMAGES, actor=_actor(client)
+            verification_id=verification.id,
+            from_status=None,
+            to_status=S.AWAITING_IMAGES,
+            reason=routed.value if routed else None,
+            actor=_actor(client),
         )
     )
     session.commit()
@@ -342,7 +475,7 @@ def _next_action(session: Session, verification: Verification) -> NextAction:
     if status == S.PROCESSING:
         return NextAction.WAIT_FOR_SCAN
     if status == S.RETAKE:
-        return NextAction.UPLOAD_FRONT
+        return NextAction.CORRECT_CLAIM if claim_fields(verification.decision_reasons) else NextAction.UPLOAD_FRONT
     uploaded = set(session.scalars(select(Attempt.side).where(Attempt.verification_id == verification.id)).all())
     missing = [side for side in required_sides(verification) if side not in uploaded]
     return NextAction.UPLOAD_BACK if missing and missing[0] == ImageSide.BACK else NextAction.UPLOAD_FRONT
@@ -354,6 +487,7 @@ def verification_view(session: Session, verification: Verification, settings: Se
     cipher = get_cipher()
     claim_number = cipher.decrypt_text(verification.claim_number_enc, _claim_aad(verification.id))
     failed = failed_attempts(session, verification.client_key_id, verification.subject_id)
+    left = attempts_left(session, verification.client_key_id, verification.subject_id, settings)
     attempts = session.scalars(
         select(Attempt).where(Attempt.verification_id == verification.id).order_by(Attempt.created_at, Attempt.id)
     ).all()
@@ -369,10 +503,11 @@ def verification_view(session: Session, verification: Verification, settings: Se
         claim=ClaimOut(name=verification.claim_name, document_number=mask_document_number(claim_number)),
         reasons=reasons_out(verification.decision_reasons),
         review_reason=verification.review_reason,
-        attempts_left=max(0, settings.max_failed_attempts - failed),
+        attempts_left=left,
         failed_attempts=failed,
         max_failed_attempts=settings.max_failed_attempts,
         next_action=_next_action(session, verification),
+        claim_fields=_claim_fields_asked(verification),
         attempts=[_attempt_out(a) for a in attempts],
         history=[
             StatusEventOut(from_status=e.from_status, to_status=e.to_status, reason=e.reason, at=e.at) for e in events
@@ -383,6 +518,10 @@ def verification_view(session: Session, verification: Verification, settings: Se
     )
 
 
+def _claim_fields_asked(verification: Verification) -> list[str]:
+    return claim_fields(verification.decision_reasons) if verification.status == S.RETAKE else []
+
+
 def _attempt_out(attempt: Attempt) -> AttemptOut:
     return AttemptOut(
         id=attempt.id,
@@ -390,7 +529,7 @@ def _attempt_out(attempt: Attempt) -> AttemptOut:
         status=attempt.status,
         decision=attempt.decision,
         reasons=reasons_out(attempt.reasons),
-        counts_as_failure=attempt.decision in FAILED_DECISIONS,
+        counts_as_failure=counts_as_failure(attempt.decision, attempt.reasons),
         created_at=attempt.created_at,
         finished_at=attempt.finished_at,
     )
@@ -409,18 +548,29 @@ class UploadTicket:
     replayed: bool
     reads_mrz: bool = False  # a passport/permit photo: its zone is read in the background, not waited for
     scans_for_review: bool = False  # a resident ID photo going to a person: scanned in the background, decides nothing
+    # a repeated upload whose attempt is still queued (its message may have been lost): submitted again
+    resend: bool = False
+    # The answer as of the store (a new upload only): what the client is told if the database or
+    # broker fails after the photo was committed (``stored_upload_view``).
+    as_stored: UploadOut | None = None
 
     @property
     def in_background(self) -> bool:
         """Submitted for the worker but not waited for: the case is already with a reviewer."""
         return self.reads_mrz or self.scans_for_review
 
+    @property
+    def to_submit(self) -> bool:
+        return self.needs_scan or self.in_background or self.resend
+
 
 def _request_hash(verification_id: str, side: ImageSide, digest: str) -> str:
     return hashlib.sha256(f"upload|{verification_id}|{side.value}|{digest}".encode()).hexdigest()
 
 
-def _replay(record: IdempotencyRecord, verification_id: str, request_hash: str) -> UploadTicket:
+def _replay(session: Session, record: IdempotencyRecord, verification_id: str, request_hash: str) -> UploadTicket:
+    """The first upload's answer; its attempt is submitted again while still queued (issue 13: a
+    client retrying after a broker outage must not wait for the sweeper)."""
     if record.verification_id != verification_id or record.request_hash != request_hash or not record.attempt_id:
         raise ApiError(
             "duplicate_request",
@@ -429,7 +579,14 @@ def _replay(record: IdempotencyRecord, verification_id: str, request_hash: str) 
             "重复的请求标识，请勿重复提交",
             {"verification_id": record.verification_id},
         )
-    return UploadTicket(record.verification_id, record.attempt_id, needs_scan=False, replayed=True)
+    attempt_status = session.scalar(select(Attempt.status).where(Attempt.id == record.attempt_id))
+    return UploadTicket(
+        record.verification_id,
+        record.attempt_id,
+        needs_scan=False,
+        replayed=True,
+        resend=attempt_status == AttemptStatus.QUEUED,
+    )
 
 
 def submit_image(
@@ -458,7 +615,7 @@ def submit_image(
             )
         )
         if record is not None:
-            return _replay(record, verification.id, request_hash)
+            return _replay(session, record, verification.id, request_hash)
 
     manual = requires_manual_review(verification)
     if verification.status not in (S.AWAITING_IMAGES, S.RETAKE):
@@ -474,20 +631,19 @@ def submit_image(
         )
     image_format = _upload_format(data, settings)
 
-    exhausted = (
-        not manual and failed_attempts(session, client.id, verification.subject_id) >= settings.max_failed_attempts
-    )
+    exhausted = None if manual else _limit_reached(session, client.id, verification.subject_id, settings)
     if manual or exhausted:
         uploaded = set(session.scalars(select(Attempt.side).where(Attempt.verification_id == verification.id)).all())
-        complete = all(s in uploaded | {side} for s in sides) or exhausted
+        complete = all(s in uploaded | {side} for s in sides) or exhausted is not None
         to = S.IN_REVIEW if complete else None
-        review_reason = (
-            CaseReason.TOO_MANY_ATTEMPTS
-            if exhausted
-            else CaseReason.MANUAL_METHOD
-            if verification.method == Method.MANUAL
-            else CaseReason.DOCUMENT_TYPE_MANUAL
-        )
+        if exhausted is not None:
+            review_reason = exhausted
+        elif verification.review_reason in _ROUTED_ON_CREATION:
+            review_reason = CaseReason(verification.review_reason)
+        elif verification.method == Method.MANUAL:
+            review_reason = CaseReason.MANUAL_METHOD
+        else:
+            review_reason = CaseReason.DOCUMENT_TYPE_MANUAL
     else:
         to, review_reason = S.PROCESSING, None
 
@@ -551,6 +707,20 @@ def submit_image(
                 reason=review_reason.value if review_reason else None,
                 settings=settings,
             )
+        session.flush()
+        as_stored = UploadOut(
+            verification_id=verification.id,
+            attempt_id=attempt.id,
+            status=verification.status,
+            attempt_status=attempt.status,
+            decision=None,
+            reasons=reasons_out(verification.decision_reasons if to == S.IN_REVIEW else []),
+            review_reason=verification.review_reason,
+            attempts_left=attempts_left(session, client.id, verification.subject_id, settings),
+            next_action=_next_action(session, verification),
+            status_url="",  # the route's
+            replayed=False,
+        )
         session.commit()
     except IntegrityError:
         # Two requests with the same Idempotency-Key raced; the other one won. Answer as it did.
@@ -563,7 +733,7 @@ def submit_image(
         )
         if record is None:
             raise
-        return _replay(record, verification_id, request_hash)
+        return _replay(session, record, verification_id, request_hash)
     except BaseException:
         session.rollback()
         blobs.delete(blob_id)
@@ -583,7 +753,81 @@ def submit_image(
         replayed=False,
         reads_mrz=reads_mrz,
         scans_for_review=scans_for_review,
+        as_stored=as_stored,
     )
+
+
+def correct_claim(
+    session: Session, client: ApiKey, verification_id: str, claim: ClaimCorrection, settings: Settings
+) -> UploadTicket:
+    """The claim typed again after a scan asked for it: stored, and the photo that contradicted
+    the old claim queued for a new scan (no new photo; commits before it returns). When the
+    subject's automatic attempts are used up the case goes to a person instead, like an upload."""
+    verification = _owned(session, client, verification_id)
+    if verification.status != S.RETAKE or not claim_fields(verification.decision_reasons):
+        raise illegal_transition(verification.status.value, "correct_claim")
+    number = normalize_document_number(verification.document_type, claim.document_number)
+    check = validate_id_number(number)
+    if not check.valid or number_kind(number) in _NOT_A_RESIDENT:
+        problems = [p.value for p in check.problems] or ["not_a_resident_id_number"]
+        raise ApiError(
+            "validation_error",
+            422,
+            "the corrected resident ID number is not valid",
+            "身份证号码格式不正确，请检查后重新填写",
+            {"errors": [{"loc": ["body", "document_number"], "problems": problems}]},
+        )
+    photo = session.scalar(
+        select(Attempt)
+        .where(Attempt.verification_id == verification.id, Attempt.decision.is_not(None))
+        .order_by(Attempt.created_at.desc(), Attempt.id.desc())
+        .limit(1)
+    )
+    assert photo is not None  # a claim mismatch is a decided scan of this case
+    cipher = get_cipher()
+    verification.claim_name = claim.name
+    verification.claim_number_enc = cipher.encrypt_text(number, _claim_aad(verification.id))
+    verification.claim_number_index = cipher.blind_index(number)
+    exhausted = _limit_reached(session, client.id, verification.subject_id, settings)
+    attempt = None
+    if exhausted is not None:
+        verification.review_reason = exhausted.value
+        verification.decision_reasons = [exhausted.value]
+        _transition(
+            session, verification, S.IN_REVIEW, action="correct_claim", actor=_actor(client), reason=exhausted.value
+        )
+    else:
+        attempt = Attempt(
+            id=new_id(),
+            verification_id=verification.id,
+            image_id=photo.image_id,
+            side=photo.side,
+            status=AttemptStatus.QUEUED,
+            reasons=[],
+        )
+        session.add(attempt)
+        session.flush()
+        _transition(
+            session,
+            verification,
+            S.PROCESSING,
+            action="correct_claim",
+            actor=_actor(client),
+            reason="claim_corrected",
+            settings=settings,
+        )
+    session.commit()
+    log.info("claim_corrected", verification_id=verification.id, rescan=attempt is not None)
+    attempt_id = attempt.id if attempt is not None else photo.id
+    return UploadTicket(verification.id, attempt_id, needs_scan=attempt is not None, replayed=False)
+
+
+def stored_upload_view(ticket: UploadTicket, status_url: str) -> UploadOut | None:
+    """The answer for a stored photo when nothing more can be read (database or broker down after
+    the store): the case as it was committed, 202 with ``status_url``. None for a repeated upload."""
+    if ticket.as_stored is None:
+        return None
+    return ticket.as_stored.model_copy(update={"status_url": status_url})
 
 
 def upload_view(session: Session, ticket: UploadTicket, settings: Settings, status_url: str) -> UploadOut:
@@ -596,7 +840,6 @@ def upload_view(session: Session, ticket: UploadTicket, settings: Settings, stat
     verification = session.get(Verification, ticket.verification_id)
     attempt = session.get(Attempt, ticket.attempt_id)
     assert verification is not None and attempt is not None
-    failed = failed_attempts(session, verification.client_key_id, verification.subject_id)
     # a case that is not waiting for this scan has current reasons (a passport's zone may still be read)
     done = attempt.status in (AttemptStatus.DONE, AttemptStatus.FAILED) or verification.status != S.PROCESSING
     if attempt.decision is not None and verification.status == S.RETAKE:
@@ -613,8 +856,9 @@ def upload_view(session: Session, ticket: UploadTicket, settings: Settings, stat
         decision=attempt.decision,
         reasons=reasons_out(reasons),
         review_reason=verification.review_reason,
-        attempts_left=max(0, settings.max_failed_attempts - failed),
+        attempts_left=attempts_left(session, verification.client_key_id, verification.subject_id, settings),
         next_action=_next_action(session, verification),
+        claim_fields=_claim_fields_asked(verification),
         status_url=status_url,
         replayed=ticket.replayed,
     )
@@ -660,7 +904,9 @@ async def await_attempt(attempt_id: str, timeout: float, database: Database | No
 
 
 def withdraw(session: Session, client: ApiKey, verification_id: str, settings: Settings) -> Verification:
-    """The applicant takes back a request waiting for review (then starts a new automatic one)."""
+    """The applicant takes back a request waiting for review, or one whose scan has not finished
+    (processing). Withdrawn from review, the next automatic attempt starts a new episode
+    (``episode_started_at``): the failure count restarts, the day's scans still count."""
     verification = _owned(session, client, verification_id)
     _transition(session, verification, S.WITHDRAWN, action="withdraw", actor=_actor(client), reason="withdrawn")
     session.commit()
@@ -815,11 +1061,11 @@ def _run_scan(inputs: _ScanInputs | Exception, settings: Settings) -> _ScanOutco
     started = time.perf_counter()
     result = scan(decoded.image, engine, Claim(inputs.claim_name, inputs.claim_number), settings.scan_settings())
     metrics.SCAN_SECONDS.observe(time.perf_counter() - started)
+    del decoded  # the frame (up to decode_long_side) is not kept with the result
+    release_memory()  # glibc keeps a scan's freed buffers mapped otherwise (benchmarks/upload_memory.py)
     return _ScanOutcome(result.decision, result)
 
 
-    del decoded  # the frame (up to decode_long_side) is not kept with the result
-    release_memory()  # glibc keeps a scan's freed buffers mapped otherwise (benchmarks/upload_memory.py)
 def _record(session: Session, attempt: Attempt, outcome: _ScanOutcome, settings: Settings) -> None:
     """Write the scan's result and move the case: the decision table of the automatic path."""
     verification = attempt.verification
@@ -887,18 +1133,11 @@ def _record(session: Session, attempt: Attempt, outcome: _ScanOutcome, settings:
         )
     else:  # retake or reject: a failed attempt
         session.flush()
-        failed = failed_attempts(session, verification.client_key_id, verification.subject_id)
-        if failed >= settings.max_failed_attempts:
-            verification.review_reason = CaseReason.TOO_MANY_ATTEMPTS.value
-            verification.decision_reasons = [CaseReason.TOO_MANY_ATTEMPTS.value, *reasons]
-            _transition(
-                session,
-                verification,
-                S.IN_REVIEW,
-                action="scan",
-                actor="worker",
-                reason=CaseReason.TOO_MANY_ATTEMPTS.value,
-            )
+        used_up = _limit_reached(session, verification.client_key_id, verification.subject_id, settings)
+        if used_up is not None:
+            verification.review_reason = used_up.value
+            verification.decision_reasons = [used_up.value, *reasons]
+            _transition(session, verification, S.IN_REVIEW, action="scan", actor="worker", reason=used_up.value)
         else:
             verification.decision_reasons = reasons
             _transition(session, verification, S.RETAKE, action="scan", actor="worker", reason=f"scan_{decision.value}")

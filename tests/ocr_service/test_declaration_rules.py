@@ -363,3 +363,16 @@ def test_an_unknown_key_is_quoted_and_no_message_falls_back_to_a_nameless_label(
     assert messages["favourite_colour"] == "“favourite_colour”不是可填写的项目"
     assert messages["narratives.skill_origin"] == "医术渊源格式不正确"
     assert not any("该项" in m for m in messages.values())
+
+
+@pytest.mark.parametrize(
+    ("document_type", "form", "not_form"),
+    [
+        (DocumentType.HMT_RESIDENCE_PERMIT, "hmt_internship_review_form", "foreign_internship_review_form"),
+        (DocumentType.FOREIGN_PERMANENT_RESIDENCE, "foreign_internship_review_form", "hmt_internship_review_form"),
+    ],
+)
+def test_residence_permit_holders_are_asked_for_their_groups_review_form(document_type, form, not_form):
+    errors = probation_errors(probation_form(), document_type)
+    assert (f"uploads.{form}", "missing_upload") in errors
+    assert not any(field == f"uploads.{not_form}" for field, _ in errors)

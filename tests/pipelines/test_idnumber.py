@@ -14,10 +14,14 @@ from pipelines.idnumber import (
     IdNumberCheck,
     IdProblem,
     IdWarning,
+    NumberKind,
     check_character,
     cross_check,
+    foreign_permanent_residence_number_ok,
     normalize_id_number,
+    number_kind,
     parse_printed_birth,
+    residence_permit_number_ok,
     validate_id_number,
 )
 from pipelines.reasons import Reason
@@ -324,3 +328,38 @@ def test_any_printed_date_round_trips(day, zero_pad, space):
 def test_parse_printed_birth_never_raises(text):
     result = parse_printed_birth(text)
     assert result is None or isinstance(result, date)
+
+
+# --- residence permits and the foreign permanent residence ID ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "kind"),
+    [
+        ("81", NumberKind.HMT_RESIDENCE_PERMIT),
+        ("82", NumberKind.HMT_RESIDENCE_PERMIT),
+        ("83", NumberKind.HMT_RESIDENCE_PERMIT),
+        ("91", NumberKind.FOREIGN_PERMANENT_RESIDENCE),
+        ("11", NumberKind.RESIDENT),
+    ],
+)
+def test_the_first_digits_tell_a_residence_permit_or_a_foreign_permanent_residence_id(prefix, kind):
+    assert number_kind(make_number(prefix + "0000199001011234"[:15])) == kind
+
+
+def test_a_residence_permit_number_has_a_permit_prefix_four_zeros_and_a_valid_check_character():
+    assert residence_permit_number_ok(make_number("81000019900101123"), today=TODAY)
+    assert residence_permit_number_ok(" 830000 19881212 0042 ", today=TODAY)
+    assert not residence_permit_number_ok(make_number("81010119900101123"), today=TODAY)  # not 810000
+    assert not residence_permit_number_ok(make_number("11010119900101123"), today=TODAY)  # a mainland number
+    assert not residence_permit_number_ok("810000199001011231", today=TODAY)  # check character
+    assert not residence_permit_number_ok(make_number("81000020300101123"), today=TODAY)  # born in the future
+
+
+def test_a_foreign_permanent_residence_number_is_the_9_format_or_the_2004_letters_and_digits():
+    assert foreign_permanent_residence_number_ok(make_number("91184019850505001"), today=TODAY)
+    assert foreign_permanent_residence_number_ok("usa310055080101", today=TODAY)
+    assert not foreign_permanent_residence_number_ok(make_number("81184019850505001"), today=TODAY)
+    assert not foreign_permanent_residence_number_ok("911840198505050018", today=TODAY)  # check character
+    assert not foreign_permanent_residence_number_ok("US3100550801011", today=TODAY)
+    assert not foreign_permanent_residence_number_ok("E12345678", today=TODAY)
