@@ -9,6 +9,10 @@ Every error the service answers with, whatever raised it, looks like::
 ``message_zh`` is what the mini-program may show the applicant (``null`` when there is
 nothing useful to tell them). Unexpected exceptions are logged by type and request id
 only: their text may carry personal data (an SQL parameter, an OCR read).
+
+An outage of something the service depends on (the database unreachable or locked, the broker
+or the rate limiter's Redis down) is not the service's bug and not the client's: it answers
+``503 service_unavailable`` with ``Retry-After`` on every route, never 500, so a client retries.
 """
 
 from __future__ import annotations
@@ -128,12 +132,58 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
     return JSONResponse(error_body(code, message, zh), status_code=exc.status_code, headers=exc.headers)
 
 
+# Seconds a client is told to wait after a 503 for an outage: the database or broker retries of
+# the workers back off over about this long per step (issue 13), so sooner is wasted traffic.
+OUTAGE_RETRY_AFTER_SECONDS = 5
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for an exception that means a dependency is down, not that the request or code is wrong.
+
+    SQLAlchemy's ``OperationalError`` (connection refused or lost, server shutting down, SQLite
+    unable to open or locked), ``InterfaceError`` and a pool timeout; any DBAPI error that
+    invalidated its connection; the broker's and Redis's connection errors.
+    """
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True
+    names = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__}
+    return bool(names & _OUTAGE_EXCEPTIONS) or any(cls.__name__ == "BrokerUnavailable" for cls in type(exc).__mro__)
+
+
+# By name, so this module imports neither redis nor kombu nor the dispatcher (whose
+# ``BrokerUnavailable`` is matched by class name wherever the queue plumbing lives).
+_OUTAGE_EXCEPTIONS = frozenset(
+    {"redis.exceptions.ConnectionError", "redis.exceptions.TimeoutError", "kombu.exceptions.OperationalError"}
+)
+
+
+def service_unavailable(details: dict | None = None) -> ApiError:
+    error = ApiError(
+        "service_unavailable",
+        503,
+        "a service the request needs (database or queue) is unavailable; retry later",
+        "系统繁忙，请稍后重试",
+        details,
+    )
+    error.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+    return error
+
+
 def internal_error(exc: BaseException, route: str | None, request_id: str | None) -> JSONResponse:
-    """The 500 answer, and the one log line about it.
+    """The answer to an exception nothing handled, and the one log line about it: 503 for an
+    outage (``is_outage``), else 500.
 
     Only the exception's type: its message or a traceback's locals may hold an ID number (an
     SQL parameter, an OCR read). The type, the route and the request id are enough to find it.
     """
+    if is_outage(exc):
+        log.warning("dependency_unavailable", error_type=type(exc).__name__, route=route, request_id=request_id)
+        error = service_unavailable()
+        return JSONResponse(error.to_body(), status_code=error.status, headers=error.headers)
     log.error("unhandled_error", error_type=type(exc).__name__, route=route, request_id=request_id)
     body = error_body("internal_error", "internal server error", "服务器内部错误，请稍后再试")
     return JSONResponse(body, status_code=500)

@@ -3,14 +3,15 @@
 Authentication and the per-key rate limit come from ``Client``; the per-subject limit is
 applied where a subject is known (creating a case, uploading to one). Uploads answer 200 with
 the scan's decision when it finishes within ``result_wait_seconds``, else 202 with
-``status_url`` (and ``Location``) to poll.
+``status_url`` (and ``Location``) to poll; a stored photo is 202 even if the broker or the
+database fails after the store.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -18,12 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from ocr_service.auth import ClientKey, Scope
 from ocr_service.config import Settings
 from ocr_service.db import SessionDep
-from ocr_service.errors import ApiError
+from ocr_service.errors import is_outage
 from ocr_service.jobs import dispatch
 from ocr_service.ratelimit import enforce
 from ocr_service.verification import service
 from ocr_service.verification.models import ApiKey, ImageSide
 from ocr_service.verification.schemas import (
+    ClaimCorrection,
     ErrorOut,
     IdentityOut,
     QualityOut,
@@ -68,6 +70,8 @@ def _limit_subject(request: Request, client: ApiKey, subject_id: str, settings: 
 def _errors(*codes: int) -> dict[int | str, dict]:
     return {code: {"model": ErrorOut} for code in (401, 403, 429, *codes)}
 
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/v1")
 
@@ -169,43 +173,82 @@ async def store_and_scan(
     ticket = await run_in_threadpool(
         service.submit_image, session, client, verification_id, side, data, idempotency_key, settings
     )
-    if ticket.needs_scan:
-        try:
-            await run_in_threadpool(dispatch.submit, ticket.attempt_id, settings)
-        except dispatch.BrokerUnavailable:
-            # The attempt is stored as queued; the worker's stale sweep will pick it up.
-            raise ApiError(
-                "queue_unavailable",
-                503,
-                "the scan queue is unavailable; the photo is stored and will be scanned later",
-                "系统繁忙，照片已保存，请稍后查看结果",
-                {"verification_id": ticket.verification_id, "attempt_id": ticket.attempt_id},
-            ) from None
-    if ticket.in_background:
-        # stored as queued if the broker is down: the stale sweep submits it; the reviewer's aid comes later
-        with contextlib.suppress(dispatch.BrokerUnavailable):
-            await run_in_threadpool(dispatch.submit, ticket.attempt_id, settings)
     status_url = status_url or str(request.url_for("get_verification", verification_id=ticket.verification_id).path)
-    finished = ticket.in_background or await service.await_attempt(
-        ticket.attempt_id, settings.result_wait_seconds, request.app.state.db
-    )
+    return await _answer_stored(request, response, session, ticket, settings, status_url)
+
+
+async def _answer_stored(
+    request: Request,
+    response: Response,
+    session: Session,
+    ticket: service.UploadTicket,
+    settings: Settings,
+    status_url: str,
+) -> UploadOut:
+    """Submit a committed attempt's scan and wait for it (upload, claim correction)."""
+    # The photo and its attempt are committed: from here on, whatever fails (the broker, the
+    # database), the answer is 202 with where to look, never an error that invites a new upload.
+    # A queued attempt is sent again by the requeue sweeper, or by a retry with the same key.
+    try:
+        if ticket.to_submit:
+            await run_in_threadpool(dispatch.submit, ticket.attempt_id, settings)
+        finished = ticket.in_background or await service.await_attempt(
+            ticket.attempt_id, settings.result_wait_seconds, request.app.state.db
+        )
+        answer = await run_in_threadpool(service.upload_view, session, ticket, settings, status_url)
+    except Exception as exc:
+        stored = service.stored_upload_view(ticket, status_url)
+        if stored is None or not is_outage(exc):
+            raise
+        log.warning("upload_stored_answer_pending", attempt_id=ticket.attempt_id, error=type(exc).__name__)
+        finished, answer = False, stored
     if not finished:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = status_url
-    return await run_in_threadpool(service.upload_view, session, ticket, settings, status_url)
+    return answer
+
+
+@router.put(
+    "/verifications/{verification_id}/claim",
+    response_model=UploadOut,
+    tags=["verifications"],
+    summary="Correct the claim when a scan asks for it (next_action correct_claim)",
+    responses={
+        202: {"model": UploadOut, "description": "Accepted; the re-scan did not finish in time. Poll status_url."},
+        **_errors(404, 409, 422, 503),
+    },
+)
+async def correct_claim(
+    request: Request,
+    response: Response,
+    verification_id: str,
+    body: ClaimCorrection,
+    client: Client,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> UploadOut:
+    """The card was read clearly and contradicts the typed ``claim_fields``: send the claim again and the
+    stored photo is scanned against it (no new photo). The mismatch did not count as a failed attempt.
+    Answered like an upload: 200 with the decision, or 202 with ``status_url``."""
+    verification = await run_in_threadpool(service.get_verification, session, client, verification_id)
+    _limit_subject(request, client, verification.subject_id, settings)
+    ticket = await run_in_threadpool(service.correct_claim, session, client, verification_id, body, settings)
+    status_url = str(request.url_for("get_verification", verification_id=ticket.verification_id).path)
+    return await _answer_stored(request, response, session, ticket, settings, status_url)
 
 
 @router.post(
     "/verifications/{verification_id}/withdraw",
     response_model=VerificationOut,
     tags=["verifications"],
-    summary="Withdraw a verification waiting for manual review",
+    summary="Withdraw a verification waiting for manual review or for its scan",
     responses=_errors(404, 409),
 )
 def withdraw_verification(
     verification_id: str, client: Client, session: SessionDep, settings: SettingsDep
 ) -> VerificationOut:
-    """Only while ``in_review``; afterwards the applicant starts a new (automatic) verification."""
+    """While ``in_review``, or ``processing`` (a scan held up by an outage; it is recorded when it runs
+    but decides nothing); afterwards the applicant starts a new (automatic) verification."""
     verification = service.withdraw(session, client, verification_id, settings)
     return service.verification_view(session, verification, settings)
 

@@ -57,6 +57,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/verifications/{verification_id}"): Access.CLIENT,
     ("POST", "/v1/verifications/{verification_id}/images"): Access.CLIENT,
     ("POST", "/v1/verifications/{verification_id}/withdraw"): Access.CLIENT,
+    ("PUT", "/v1/verifications/{verification_id}/claim"): Access.CLIENT,
     ("GET", "/v1/subjects/{subject_id}/identity"): Access.CLIENT,
     ("POST", "/v1/verifications/{verification_id}/capture-sessions"): Access.CLIENT,
     ("DELETE", "/v1/verifications/{verification_id}/capture-sessions/{capture_session_id}"): Access.CLIENT,

@@ -31,6 +31,7 @@ DESIGNED = {
     (S.RETAKE, S.IN_REVIEW),
     (S.AWAITING_IMAGES, S.IN_REVIEW),
     (S.IN_REVIEW, S.WITHDRAWN),
+    (S.PROCESSING, S.WITHDRAWN),  # a scan held up by an outage need not hold the applicant (issue 13)
     (S.IN_REVIEW, S.VERIFIED),
     (S.IN_REVIEW, S.REJECTED),
     (S.IN_REVIEW, S.RETAKE),  # a reviewer asks for new images (issue 4)
