@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from ocr_service.auth import AdminKey
 from ocr_service.db import SessionDep
-from ocr_service.errors import ApiError
+from ocr_service.errors import OUTAGE_RETRY_AFTER_SECONDS, ApiError
 from ocr_service.jobs import reverify
 from ocr_service.jobs.dispatch import BrokerUnavailable
 from ocr_service.jobs.reverify_models import JobStatus
@@ -96,13 +96,15 @@ def create_reverify_job(body: ReverifyCreate, session: SessionDep, admin: AdminK
     try:
         reverify.start_job(session, job.id)
     except BrokerUnavailable:
-        raise ApiError(
+        error = ApiError(
             "queue_unavailable",
             503,
             "the batch queue is unavailable; the job is stored, resume it with `ocr-service jobs resume`",
             "系统繁忙，任务已保存，请稍后重试",
             {"job_id": job.id},
-        ) from None
+        )
+        error.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)  # like every outage answer
+        raise error from None
     return job_out(reverify.get_progress(session, job.id))
 
 

@@ -271,3 +271,22 @@ def test_withdrawing_a_waiting_scan_does_not_reset_the_failure_count(harness, mo
     assert harness.request("POST", f"/v1/verifications/{created['id']}/withdraw").status_code == 200
     again = harness.create("outage-6")
     assert again["failed_attempts"] == 1
+
+
+def test_a_batch_job_the_broker_refused_answers_503_with_retry_after(harness, monkeypatch):
+    from ocr_service.auth import create_api_key
+    from ocr_service.jobs import dispatch, reverify
+
+    def refuse(session, job_id, settings=None):
+        raise dispatch.BrokerUnavailable("the task queue is unavailable (ConnectionError)")
+
+    monkeypatch.setattr(reverify, "start_job", refuse)
+    with harness.database.session_scope() as session:
+        _key, secret = create_api_key(session, "operator", ["admin"])
+    response = harness.client.post(
+        "/v1/jobs/reverify", json={"dry_run": True}, headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) > 0
+    assert response.json()["error"]["code"] == "queue_unavailable"
+    assert response.json()["error"]["message_zh"]
