@@ -178,3 +178,29 @@ def test_revoking_an_unknown_link_is_not_found(harness):
     missing = harness.request("DELETE", f"/v1/verifications/{verification_id}/capture-sessions/{'0' * 36}")
     assert missing.status_code == 404
     assert CaptureAction.REFUSED.value == "refused"
+
+
+def test_a_link_asks_for_the_back_when_the_case_needs_it_and_both_sides_go_to_review(harness):
+    verification = harness.create("user-1", method="manual")
+    response = harness.request("POST", f"/v1/verifications/{verification['id']}/capture-sessions")
+    link = response.json()
+    status = harness.request("GET", f"{path_of(link)}/status", key=None).json()
+    assert (status["status"], status["next_action"]) == ("awaiting_images", "upload_front")
+    front = upload(harness, link, CLEAN)
+    assert (front.json()["status"], front.json()["next_action"]) == ("awaiting_images", "upload_back")
+    back = harness.request(
+        "POST",
+        f"{path_of(link)}/images",
+        key=None,
+        files={"image": ("b.jpg", photo("0019_back_clean.jpg"), "image/jpeg")},
+        data={"side": "back"},
+    )
+    assert back.status_code == 200, back.text
+    assert (back.json()["status"], back.json()["next_action"]) == ("in_review", "wait_for_review")
+
+
+def test_a_link_checks_at_most_its_frames_per_minute(harness):
+    _verification_id, link = new_link(harness)
+    harness.app.state.settings = harness.settings.model_copy(update={"capture_frames_per_minute": 2})
+    answers = [frame(harness, link, CLEAN).status_code for _ in range(3)]
+    assert answers == [200, 200, 429]

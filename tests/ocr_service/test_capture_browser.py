@@ -235,3 +235,32 @@ def test_a_link_revoked_while_open_stops_the_page_and_an_expired_one_says_so_and
     for verification_id in (revoked_id, expired_id):
         case = api.get(f"/v1/verifications/{verification_id}").json()
         assert (case["status"], case["attempts"]) == ("awaiting_images", [])
+
+
+@pytest.fixture
+def phone_without_camera() -> Iterator:
+    """A 360-px-wide page in a Chromium with no camera at all (and none allowed)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        try:
+            yield browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN").new_page()
+        finally:
+            browser.close()
+
+
+def test_without_a_camera_the_page_offers_the_album_and_a_photo_from_it_is_verified(server, api, phone_without_camera):
+    from playwright.sync_api import expect
+
+    page = phone_without_camera
+    verification_id, link = new_link(api, "applicant-5")
+    page.goto(link["url"])
+    expect(page.locator("#hint")).to_have_text("无法使用相机，请从相册选择身份证照片", timeout=10_000)
+    expect(page.get_by_label("从相册选择身份证照片")).to_be_focused()
+    # nothing wider than the narrowest phone the page is made for
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    page.get_by_label("从相册选择身份证照片").set_input_files(str(SAMPLE_SET / CLEAN))
+    expect(page.locator("#result")).to_have_attribute("data-status", "verified", timeout=60_000)
+    assert stats(page)["captured"] == "album"
+    assert api.get(f"/v1/verifications/{verification_id}").json()["status"] == "verified"
