@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_capture_sessions")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_capture_sessions_token_hash")),
     )
-    op.create_index(
-        op.f("ix_capture_sessions_verification_id"), "capture_sessions", ["verification_id"], unique=False
-    )
+    op.create_index(op.f("ix_capture_sessions_verification_id"), "capture_sessions", ["verification_id"], unique=False)
     op.create_table(
         "capture_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
