@@ -153,18 +153,32 @@ def scanning(log: Path) -> bool:
     return text.count('"scan_task_started"') > text.count('"scan_task_finished"')
 
 
-def tally(database, accepted: set[str]) -> dict[str, int]:
-    """Lost: accepted upload without a finished attempt. Duplicated: more than one attempt, or scanned twice."""
+def tally(database, accepted: set[str], drain_s: float = 300) -> dict[str, int]:
+    """Lost: accepted upload without a finished attempt. Duplicated: more than one attempt, or scanned twice.
+
+    Uploads accepted late in the window may still be queued: they get ``drain_s`` to finish first.
+    """
     from sqlalchemy import select
 
     from ocr_service.verification.models import Attempt, AttemptStatus
 
-    attempts: dict[str, list[tuple[AttemptStatus, int]]] = {}
-    with database.session_scope() as session:
-        for verification_id, status, runs in session.execute(
-            select(Attempt.verification_id, Attempt.status, Attempt.task_attempts)
-        ):
-            attempts.setdefault(verification_id, []).append((status, runs))
+    def read() -> dict[str, list[tuple[AttemptStatus, int]]]:
+        rows: dict[str, list[tuple[AttemptStatus, int]]] = {}
+        with database.session_scope() as session:
+            for verification_id, status, runs in session.execute(
+                select(Attempt.verification_id, Attempt.status, Attempt.task_attempts).where(
+                    Attempt.verification_id.in_(list(accepted))
+                )
+            ):
+                rows.setdefault(verification_id, []).append((status, runs))
+        return rows
+
+    unfinished = (AttemptStatus.QUEUED, AttemptStatus.RUNNING)
+    with contextlib.suppress(TimeoutError):
+        wait_until(
+            lambda: not any(s in unfinished for v in read().values() for s, _ in v), drain_s, 0.5, what="drained"
+        )
+    attempts = read()
     lost = sum(1 for v in accepted if not any(s == AttemptStatus.DONE for s, _ in attempts.get(v, [])))
     duplicated = sum(1 for v in accepted if len(attempts.get(v, [])) > 1 or any(r > 1 for _, r in attempts.get(v, [])))
     return {"lost": lost, "duplicated": duplicated}
@@ -253,7 +267,10 @@ def batch_kill(dep: Deployment, database, args) -> float:
     config.set_settings(settings)
     db.set_database(database)
     with database.session_scope() as session:
-        job = reverify.create_job(session, reverify.Selection(), created_by="fault-injection", chunk_size=10)
+        # the cases of one sample's region: a job of a few dozen cases, a minute or two of work
+        region = load_samples(1)[0].id_number[:6]
+        selection = reverify.Selection(region=region)
+        job = reverify.create_job(session, selection, created_by="fault-injection", chunk_size=5)
         total = reverify.start_job(session, job.id, settings)
 
     def done_cases() -> int:
