@@ -147,12 +147,22 @@ def is_outage(exc: BaseException) -> bool:
     from sqlalchemy import exc as sa_exc
 
     if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        if exc.connection_invalidated:
+            return True
+        if type(exc.orig).__module__ == "sqlite3":
+            # sqlite3 files a missing table under OperationalError too: only these are the file's state
+            return isinstance(exc, sa_exc.OperationalError) and any(
+                word in str(exc.orig).lower() for word in _SQLITE_OUTAGE_WORDS
+            )
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
     if isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError):
         return True
     names = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__}
     return bool(names & _OUTAGE_EXCEPTIONS) or any(cls.__name__ == "BrokerUnavailable" for cls in type(exc).__mro__)
 
+
+# sqlite3's own messages (no SQL, no parameters): locked past the busy timeout, unopenable, I/O, full.
+_SQLITE_OUTAGE_WORDS = ("locked", "busy", "unable to open", "disk i/o", "database or disk is full", "readonly")
 
 # By name, so this module imports neither redis nor kombu nor the dispatcher (whose
 # ``BrokerUnavailable`` is matched by class name wherever the queue plumbing lives).

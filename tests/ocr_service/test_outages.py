@@ -290,3 +290,20 @@ def test_a_batch_job_the_broker_refused_answers_503_with_retry_after(harness, mo
     assert int(response.headers["retry-after"]) > 0
     assert response.json()["error"]["code"] == "queue_unavailable"
     assert response.json()["error"]["message_zh"]
+
+
+def test_only_an_outage_is_503_and_a_bug_stays_500():
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    from ocr_service.errors import is_outage
+
+    def wrapped(error: Exception) -> sa_exc.DBAPIError:
+        return sa_exc.DBAPIError.instance("SELECT 1", {}, error, sqlite3.DatabaseError)
+
+    assert is_outage(wrapped(sqlite3.OperationalError("database is locked")))
+    assert is_outage(wrapped(sqlite3.OperationalError("unable to open database file")))
+    assert not is_outage(wrapped(sqlite3.OperationalError("no such table: verifications")))
+    assert not is_outage(wrapped(sqlite3.IntegrityError("UNIQUE constraint failed")))
+    assert not is_outage(ValueError("a bug"))
