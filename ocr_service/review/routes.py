@@ -13,12 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from ocr_service.auth import AdminKey, ReviewerKey
 from ocr_service.db import SessionDep
 from ocr_service.review import service
 from ocr_service.review.models import CaseOrigin, ReviewCase
+from ocr_service.status_labels import REVIEW_CASE_STATUS, VERIFICATION_STATUS, label
 from ocr_service.verification.models import DocumentType
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
@@ -41,6 +42,11 @@ class CaseOut(BaseModel):
     decision_reason: str | None = None
     assigned_to: str | None = Field(None, description="reviewer:<username> an admin assigned the case to")
     assigned_until: datetime | None = Field(None, description="until then only the assignee may claim the case")
+
+    @computed_field(description="The case's status in Chinese (待领取, 审核中, ...).")
+    @property
+    def status_label(self) -> str:
+        return label(REVIEW_CASE_STATUS, self.status)
 
     @classmethod
     def of(cls, case: ReviewCase) -> CaseOut:
@@ -89,6 +95,11 @@ class CaseDetailOut(BaseModel):
     overridden_checks: list[str]
     four_eyes: bool
 
+    @computed_field
+    @property
+    def verification_status_label(self) -> str:
+        return label(VERIFICATION_STATUS, self.verification_status)
+
 
 class ApproveIn(BaseModel):
     fields: dict[str, str] = Field(default_factory=dict, description="corrections: name, document_number, sex, ...")
@@ -110,6 +121,11 @@ class AssignIn(BaseModel):
 class DecisionOut(BaseModel):
     case: CaseOut
     verification_status: str
+
+    @computed_field
+    @property
+    def verification_status_label(self) -> str:
+        return label(VERIFICATION_STATUS, self.verification_status)
 
 
 class StatsOut(BaseModel):

@@ -89,3 +89,12 @@ def probation_form(unit_name: str = UNIT_NAME) -> dict[str, Any]:
         "uploads": {},
         "supporting_files": [],
     }
+
+
+def acknowledge_instructions(harness, declaration: dict[str, Any]) -> None:
+    """The applicant reads the 申报须知 and acknowledges it: needed before confirm and submit."""
+    text = harness.request("GET", "/v1/declarations/instructions", params={"kind": declaration["kind"]}).json()
+    acked = harness.request(
+        "POST", f"/v1/declarations/{declaration['id']}/acknowledge-instructions", json={"version": text["version"]}
+    )
+    assert acked.status_code == 200, acked.text

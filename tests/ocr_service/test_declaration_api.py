@@ -9,7 +9,14 @@ from pypdf import PdfReader
 
 from ocr_service.auth import create_api_key
 from tests.ocr_service.api_harness import CLEAN, LABELS, harness, harness_callback_url, harness_settings  # noqa: F401
-from tests.ocr_service.declaration_fixtures import PDF_BYTES, UNIT_NAME, png_bytes, practice_form, probation_form
+from tests.ocr_service.declaration_fixtures import (
+    PDF_BYTES,
+    UNIT_NAME,
+    acknowledge_instructions,
+    png_bytes,
+    practice_form,
+    probation_form,
+)
 
 CLEAN_NAME = LABELS[CLEAN]["claim"]["name"]
 CLEAN_NUMBER = LABELS[CLEAN]["claim"]["id_number"]
@@ -49,6 +56,7 @@ def test_both_kinds_are_declared_reviewed_and_the_notice_names_the_applicant(har
     created = harness.request("POST", "/v1/declarations", json={"subject_id": "user-1", "kind": "tcm_expertise"})
     assert created.status_code == 201, created.text
     tcm = created.json()
+    acknowledge_instructions(harness, tcm)
     assert tcm["applicant"]["name"] == CLEAN_NAME and tcm["status"] == "draft"
     assert tcm["applicant"]["id_number_masked"] == CLEAN_NUMBER[0] + "*" * 16 + CLEAN_NUMBER[-1]
     doc = upload(harness, tcm["id"], PDF_BYTES, "证书.pdf")
@@ -86,7 +94,7 @@ def test_both_kinds_are_declared_reviewed_and_the_notice_names_the_applicant(har
         json={"name": UNIT_NAME, "confirmation_code": "K7M2P9XQ4R"},
     )
     assert unit.status_code == 201, unit.text
-    found = harness.request("GET", "/v1/declarations/work-units", params={"name": "江岸区"}).json()
+    found = harness.request("GET", "/v1/declarations/work-units", params={"name": "江岸区"}).json()["units"]
     assert [u["name"] for u in found] == [UNIT_NAME]
     wrong = harness.request(
         "PUT",
@@ -102,6 +110,7 @@ def test_both_kinds_are_declared_reviewed_and_the_notice_names_the_applicant(har
     assert bound.status_code == 200, bound.text
     created = harness.request("POST", "/v1/declarations", json={"subject_id": "user-1", "kind": "physician_probation"})
     probation = created.json()
+    acknowledge_instructions(harness, probation)
     form = probation_form()
     form["fresh_graduate"] = True
     form["supporting_files"] = [upload(harness, probation["id"], png_bytes(), "work.png")]
@@ -217,6 +226,7 @@ def test_the_applicant_as_their_own_recommender_and_a_province_as_region_are_ref
     created = harness.request("POST", "/v1/declarations", json={"subject_id": "user-self", "kind": "tcm_expertise"})
     assert created.status_code == 201, created.text
     tcm = created.json()
+    acknowledge_instructions(harness, tcm)
     doc = upload(harness, tcm["id"], PDF_BYTES, "证书.pdf")
 
     form = practice_form(doc)

@@ -30,7 +30,7 @@ from ocr_service.declaration import notice
 from ocr_service.declaration.models import Declaration, DeclarationKind, DeclarationStatus, WorkUnit
 from ocr_service.masking import mask_document_number
 from tests.ocr_service.api_harness import CLEAN, LABELS, harness, harness_callback_url  # noqa: F401
-from tests.ocr_service.declaration_fixtures import PDF_BYTES, UNIT_NAME, practice_form
+from tests.ocr_service.declaration_fixtures import PDF_BYTES, UNIT_NAME, acknowledge_instructions, practice_form
 
 CLEAN_NAME = LABELS[CLEAN]["claim"]["name"]
 CLEAN_NUMBER = LABELS[CLEAN]["claim"]["id_number"]
@@ -51,6 +51,7 @@ def submitted_tcm(harness) -> dict:  # noqa: F811
     answer = harness.upload(created["id"], CLEAN)
     assert answer.status_code == 200 and answer.json()["status"] == "verified", answer.text
     tcm = harness.request("POST", "/v1/declarations", json={"subject_id": "user-1", "kind": "tcm_expertise"}).json()
+    acknowledge_instructions(harness, tcm)
     doc = harness.request(
         "POST", f"/v1/declarations/{tcm['id']}/attachments", files={"file": ("a.pdf", PDF_BYTES, "application/pdf")}
     ).json()["id"]
