@@ -170,7 +170,10 @@ class AttemptOut(BaseModel):
     status: AttemptStatus
     decision: Decision | None = Field(description="accept | retake | review | reject; null for a manual upload.")
     reasons: list[ReasonOut]
-    counts_as_failure: bool = Field(description="A retake or reject of an automatic scan: counts towards the limit.")
+    counts_as_failure: bool = Field(
+        description="A retake or reject of an automatic scan: counts towards the limit"
+        " (a verification's first claim mismatch does not: it asks for the claim)."
+    )
     created_at: datetime
     finished_at: datetime | None
 

@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import time
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -114,16 +115,35 @@ _CLAIM_FIELDS = {Reason.NAME_MISMATCH: "name", Reason.ID_NUMBER_MISMATCH: "docum
 
 
 def claim_fields(reasons: list[str] | None) -> list[str]:
-    """The claim fields a scan's reasons say were mistyped: [] unless contradicting the claim is
-    all that is wrong (an invalid number on the card is a reject a correction cannot fix)."""
+    """The claim field a scan's reasons say was mistyped: [] unless contradicting one field of the
+    claim is all that is wrong. An invalid number on the card is a reject a correction cannot fix,
+    and a card whose name *and* number both differ is someone else's card, not a typo: that is a
+    failed attempt like any other (otherwise other people's cards could be scanned for free)."""
     rejects = {reason for reason in reasons or () if reason in REJECT_REASONS}
-    if not rejects or not rejects <= set(_CLAIM_FIELDS):
+    if len(rejects) != 1 or not rejects <= set(_CLAIM_FIELDS):
         return []
     return [field for reason, field in _CLAIM_FIELDS.items() if reason in rejects]
 
 
-def counts_as_failure(decision: Decision | None, reasons: list[str] | None) -> bool:
-    return decision in FAILED_DECISIONS and not claim_fields(reasons)
+def charged_attempts(attempts: Iterable[tuple[str, Decision | None, list[str] | None]]) -> list[bool]:
+    """Which of these attempts (verification id, decision, reasons; oldest first) count as failed.
+
+    A retake or reject counts, except the first claim mismatch of each verification: that one asks
+    for the claim and is free. If the same kind of contradiction comes back (the applicant insists,
+    or the read itself is wrong, e.g. a rare character), it counts like any failure, so the case
+    still reaches a person once the attempts are used up instead of asking for the claim forever.
+    """
+    asked: set[str] = set()
+    charged = []
+    for verification_id, decision, reasons in attempts:
+        if decision not in FAILED_DECISIONS:
+            charged.append(False)
+        elif claim_fields(reasons) and verification_id not in asked:
+            asked.add(verification_id)
+            charged.append(False)
+        else:
+            charged.append(True)
+    return charged
 
 
 # Which photos a case needs before it can be decided. The automatic path reads the portrait
@@ -237,21 +257,23 @@ def _subject_attempts(client_key_id: str, subject_id: str):
 
 
 def failed_attempts(session: Session, client_key_id: str, subject_id: str) -> int:
-    """Failed automatic attempts (retake or reject) of one subject in its current episode; a claim
-    mismatch is not one (``counts_as_failure``). Counted here: the reasons are a JSON list."""
+    """Failed automatic attempts (retake or reject) of one subject in its current episode; a
+    verification's first claim mismatch is not one (``charged_attempts``). Counted here: the
+    reasons are a JSON list."""
     query = (
-        select(Attempt.reasons)
+        select(Attempt.verification_id, Attempt.decision, Attempt.reasons)
         .join(Verification, Verification.id == Attempt.verification_id)
         .where(
             Verification.client_key_id == client_key_id,
             Verification.subject_id == subject_id,
             Attempt.decision.in_(FAILED_DECISIONS),
         )
+        .order_by(Attempt.created_at, Attempt.id)
     )
     started = episode_started_at(session, client_key_id, subject_id)
     if started is not None:
         query = query.where(Attempt.created_at > started)
-    return sum(1 for reasons in session.scalars(query) if not claim_fields(reasons))
+    return sum(charged_attempts(session.execute(query).all()))
 
 
 def scans_today(session: Session, client_key_id: str, subject_id: str) -> int:
@@ -508,7 +530,12 @@ def verification_view(session: Session, verification: Verification, settings: Se
         max_failed_attempts=settings.max_failed_attempts,
         next_action=_next_action(session, verification),
         claim_fields=_claim_fields_asked(verification),
-        attempts=[_attempt_out(a) for a in attempts],
+        attempts=[
+            _attempt_out(a, charged)
+            for a, charged in zip(
+                attempts, charged_attempts((a.verification_id, a.decision, a.reasons) for a in attempts), strict=True
+            )
+        ],
         history=[
             StatusEventOut(from_status=e.from_status, to_status=e.to_status, reason=e.reason, at=e.at) for e in events
         ],
@@ -522,14 +549,14 @@ def _claim_fields_asked(verification: Verification) -> list[str]:
     return claim_fields(verification.decision_reasons) if verification.status == S.RETAKE else []
 
 
-def _attempt_out(attempt: Attempt) -> AttemptOut:
+def _attempt_out(attempt: Attempt, charged: bool) -> AttemptOut:
     return AttemptOut(
         id=attempt.id,
         side=attempt.side,
         status=attempt.status,
         decision=attempt.decision,
         reasons=reasons_out(attempt.reasons),
-        counts_as_failure=counts_as_failure(attempt.decision, attempt.reasons),
+        counts_as_failure=charged,
         created_at=attempt.created_at,
         finished_at=attempt.finished_at,
     )

@@ -39,6 +39,32 @@ def test_a_mistyped_name_names_the_name(harness):
     assert answer["attempts_left"] == 5
 
 
+def test_someone_elses_card_is_a_failed_attempt_not_a_typo(harness):
+    # name and number both differ from the read: another person's card, not a mistyped claim, so it
+    # costs an attempt and asks for a photo (free re-scans of other people's cards would be an oracle)
+    other = LABELS["0002_front_clean.jpg"]["claim"]
+    created = harness.create("claim-4", {"name": other["name"], "document_number": other["id_number"]})
+    answer = harness.upload(created["id"], CLEAN).json()
+    assert answer["decision"] == "reject"
+    assert {"id_number_mismatch", "name_mismatch"} <= {r["code"] for r in answer["reasons"]}
+    assert answer["next_action"] == "upload_front"
+    assert answer["claim_fields"] == []
+    assert answer["attempts_left"] == 4
+    assert harness.get(created["id"])["failed_attempts"] == 1
+
+
+def test_the_same_contradiction_again_counts_so_an_insisting_applicant_still_reaches_a_person(harness):
+    # e.g. the card's rare character misread: the applicant's claim is right and they photograph again
+    created = harness.create("claim-5", {"name": "王小明", "document_number": CLEAN_CLAIM["id_number"]})
+    first = harness.upload(created["id"], CLEAN).json()
+    assert first["attempts_left"] == 5
+    second = harness.upload(created["id"], CLEAN).json()
+    assert second["next_action"] == "correct_claim"
+    assert second["attempts_left"] == 4
+    view = harness.get(created["id"])
+    assert [a["counts_as_failure"] for a in view["attempts"]] == [False, True]
+
+
 def test_correcting_the_claim_rescans_the_stored_photo_without_a_new_upload(harness):
     created = harness.create("claim-3", {"name": CLEAN_CLAIM["name"], "document_number": OTHER_VALID_NUMBER})
     harness.upload(created["id"], CLEAN)

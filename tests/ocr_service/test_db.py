@@ -14,7 +14,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from typer.testing import CliRunner
 
-import ocr_service.capture.models  # noqa: F401 (its tables are part of the compared metadata)
+import ocr_service.capture.models
 import ocr_service.declaration.models  # noqa: F401 (its tables are part of the compared metadata)
 from ocr_service.db import Base, Database, make_engine, schema_revisions, session_scope, upgrade
 from ocr_service.verification.models import (
