@@ -143,7 +143,7 @@ def main() -> None:
                     runs.append(one_run(playwright, stream, api, index))
         finally:
             server.should_exit = True
-            from ocr_service.jobs import dispatch
+            from ocr_service.queue import dispatch
 
             dispatch.drain(60)
 

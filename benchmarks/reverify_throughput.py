@@ -59,7 +59,7 @@ def process_group_peak_rss_mb(pgid: int) -> float:
 
 def live_scan_ms(settings) -> float:
     """One applicant upload scanned by the live worker, submit to recorded, in ms."""
-    from ocr_service.jobs import dispatch
+    from ocr_service.queue import dispatch
     from ocr_service.verification.service import wait_for_attempt
     from tests.ocr_service.worker_process import upload_sample
 

@@ -272,7 +272,7 @@ def build_api(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from ocr_service.jobs import dispatch
+        from ocr_service.queue import dispatch
 
         # attempts a crashed predecessor left queued/running are submitted again, now and periodically
         sweeper = dispatch.start_requeue_sweeper(settings)

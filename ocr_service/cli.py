@@ -192,8 +192,9 @@ def worker(
     if not settings.broker_url:
         raise typer.BadParameter("OCR_BROKER_URL is not set; without a broker `serve` scans in-process")
     if requeue_stale:
+        import ocr_service.verification.service  # noqa: F401  registers the outbox (the attempts table)
         from ocr_service.db import session_scope
-        from ocr_service.jobs.dispatch import requeue_stale as requeue
+        from ocr_service.queue.dispatch import requeue_stale as requeue
 
         with session_scope() as session:
             ids = requeue(session, settings.celery_visibility_timeout, settings)
@@ -202,7 +203,7 @@ def worker(
 
     import os
 
-    from ocr_service.jobs.celery_app import get_celery_app
+    from ocr_service.queue.celery_app import get_celery_app
 
     if nice:
         os.nice(nice)  # inherited by the pool children
@@ -563,7 +564,7 @@ def reverify(
 
     from ocr_service.db import session_scope
     from ocr_service.jobs import reverify as reverify_service
-    from ocr_service.jobs.dispatch import BrokerUnavailable
+    from ocr_service.queue.dispatch import BrokerUnavailable
     from ocr_service.verification.models import Method, VerificationStatus
 
     try:

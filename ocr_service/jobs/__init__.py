@@ -1,6 +1,4 @@
-"""Work off the request path: the Celery app (``celery_app``) and the one submit function (``dispatch``).
+"""Batch jobs: re-verification of stored cases (``reverify``), its Celery task (``reverify_tasks``) and routes.
 
-``dispatch.submit(attempt_id)`` sends a scan to Celery workers when ``OCR_BROKER_URL`` is set and
-runs it on an in-process thread pool otherwise; either way the work is
-``verification.service.process_attempt(attempt_id)``.
+The queue plumbing they run on (the Celery app, submitting, the outbox sweeper) is ``ocr_service.queue``.
 """

@@ -47,6 +47,8 @@ from ocr_service.db import Database, get_database, utcnow
 from ocr_service.errors import not_found
 from ocr_service.jobs.reverify_models import ItemStatus, Job, JobItem, JobKind, JobStatus, Outcome
 from ocr_service.masking import mask_document_number
+from ocr_service.queue import dispatch
+from ocr_service.queue.celery_app import CHUNK_TASK
 from ocr_service.verification import service as verification_service
 from ocr_service.verification.models import (
     Attempt,
@@ -224,12 +226,10 @@ def start_job(session: Session, job_id: str, settings: Settings | None = None) -
     is done. Raises ``dispatch.BrokerUnavailable`` when the broker refuses (the job stays
     stored; start it again later).
     """
-    from ocr_service.jobs.reverify_tasks import submit_chunk
-
     settings = settings or get_settings()
     chunks = pending_chunks(session, job_id)
     for chunk_no in chunks:
-        submit_chunk(job_id, chunk_no, settings)
+        dispatch.submit_chunk(job_id, chunk_no, settings)
     return len(chunks)
 
 
@@ -403,6 +403,10 @@ def run_chunk(job_id: str, chunk_no: int, database: Database | None = None) -> C
     return ChunkRun(job_id, chunk_no, recorded, skipped)
 
 
+# without a broker, queue.dispatch.submit_chunk runs this itself
+dispatch.register_inprocess(CHUNK_TASK, run_chunk)
+
+
 def _job_status(database: Database, job_id: str) -> JobStatus | None:
     with database.session_scope() as session:
         return session.scalar(select(Job.status).where(Job.id == job_id))
@@ -410,7 +414,6 @@ def _job_status(database: Database, job_id: str) -> JobStatus | None:
 
 def _reverify_case(database: Database, job_id: str, item_id: int, dry_run: bool, settings: Settings) -> bool:
     """Scan one case again and record it; False when it was already recorded (by this or another run)."""
-    from ocr_service.jobs.dispatch import TRANSIENT_ERRORS
     from ocr_service.report import scan_result_json
 
     with database.session_scope() as session:
@@ -427,7 +430,7 @@ def _reverify_case(database: Database, job_id: str, item_id: int, dry_run: bool,
     # The scan runs outside any transaction: nothing is locked for its ~0.3 s.
     try:
         outcome = verification_service._run_scan(inputs, settings)
-    except TRANSIENT_ERRORS:
+    except dispatch.TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # a pipeline bug on one photo fails that case, not the job
         outcome = verification_service._ScanOutcome(None, None, type(exc).__name__)

@@ -15,8 +15,8 @@ from ocr_service.auth import AdminKey
 from ocr_service.db import SessionDep
 from ocr_service.errors import OUTAGE_RETRY_AFTER_SECONDS, ApiError
 from ocr_service.jobs import reverify
-from ocr_service.jobs.dispatch import BrokerUnavailable
 from ocr_service.jobs.reverify_models import JobStatus
+from ocr_service.queue.dispatch import BrokerUnavailable
 from ocr_service.verification.models import Method, VerificationStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -20,7 +20,7 @@ from ocr_service.auth import ClientKey, Scope
 from ocr_service.config import Settings
 from ocr_service.db import SessionDep
 from ocr_service.errors import is_outage
-from ocr_service.jobs import dispatch
+from ocr_service.queue import dispatch
 from ocr_service.ratelimit import enforce
 from ocr_service.verification import service
 from ocr_service.verification.models import ApiKey, ImageSide

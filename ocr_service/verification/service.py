@@ -38,6 +38,8 @@ from ocr_service.db import Database, get_database, utcnow
 from ocr_service.errors import ApiError, illegal_transition, image_error, not_found
 from ocr_service.imaging import decode_slots, release_memory
 from ocr_service.masking import mask_document_number
+from ocr_service.queue import dispatch
+from ocr_service.queue.celery_app import SCAN_TASK
 from ocr_service.report import scan_result_json
 from ocr_service.storage import get_blob_store
 from ocr_service.verification import events
@@ -1299,3 +1301,24 @@ def request_new_images(session: Session, verification: Verification, reason: str
     """A reviewer sends the case back to the applicant for new photos (status ``retake``). The caller commits."""
     verification.decision_reasons = [reason]
     _transition(session, verification, S.RETAKE, action="retake", actor=actor, reason=f"review_retake:{reason}")
+
+
+# --------------------------------------------------------------------------- the outbox
+
+UNFINISHED_ATTEMPT_STATUSES = (AttemptStatus.QUEUED, AttemptStatus.RUNNING)
+
+
+def unfinished_attempt_ids(session: Session, cutoff: datetime) -> list[str]:
+    """Attempts still queued/running created at or before ``cutoff``, oldest first: what ``requeue_stale`` resends."""
+    return list(
+        session.scalars(
+            select(Attempt.id)
+            .where(Attempt.status.in_(UNFINISHED_ATTEMPT_STATUSES), Attempt.created_at <= cutoff)
+            .order_by(Attempt.created_at)
+        ).all()
+    )
+
+
+# The attempts table is the outbox queue.dispatch sweeps; without a broker it runs scans itself.
+dispatch.register_outbox(unfinished_attempt_ids)
+dispatch.register_inprocess(SCAN_TASK, process_attempt)

@@ -4,14 +4,14 @@ Messages carry ids only (never images or ORM objects). ``scan_attempt`` is safe 
 than once: ``service.process_attempt`` locks the attempt row and returns at once when the
 attempt is already done. Transient infrastructure errors (the database or Redis went away)
 are retried in place with exponential back-off and jitter for ``task_retry_window_seconds``
-(``dispatch.retry_transient``), so a 2-minute outage is ridden out and the scan goes on within
+(``queue.dispatch.retry_transient``), so a 2-minute outage is ridden out and the scan goes on within
 10 s of its end; a pipeline decision (accept, retake, reject, review) is a result, never a retry.
 
 The worker-process lifecycle lives here too, because only workers import this module: each
 pool child drops the database connections it inherited from the parent and loads the OCR
 models once; the worker's main process re-submits attempts stranded by a crash or a broker
-outage (``jobs.dispatch.RequeueSweeper``) and keeps the messages it holds from being redelivered
-while they run (``jobs.celery_app.UnackedHeartbeat``).
+outage (``queue.dispatch.RequeueSweeper``) and keeps the messages it holds from being redelivered
+while they run (``queue.celery_app.UnackedHeartbeat``).
 """
 
 from __future__ import annotations
@@ -24,15 +24,13 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from ocr_service import subscribers
-from ocr_service.jobs.celery_app import UnackedHeartbeat
-from ocr_service.jobs.dispatch import TRANSIENT_ERRORS, RequeueSweeper, retry_transient, start_requeue_sweeper
+from ocr_service.queue.celery_app import SCAN_TASK, UnackedHeartbeat
+from ocr_service.queue.dispatch import TRANSIENT_ERRORS, RequeueSweeper, retry_transient, start_requeue_sweeper
 from ocr_service.verification import service
 
 subscribers.connect()  # the worker moves verifications: the review queue and webhooks follow
 
 log = structlog.get_logger(__name__)
-
-SCAN_TASK = "ocr_service.verification.tasks.scan_attempt"
 
 # Fault-injection hook for tests/ocr_service/test_worker_crash.py: seconds to sleep at the start
 # of every scan, so a test can kill the worker while a task is in flight. Read here and

@@ -177,8 +177,8 @@ def harness(
 ) -> Iterator[Harness]:
     from ocr_service.app import create_app
     from ocr_service.auth import create_api_key
-    from ocr_service.jobs import dispatch
     from ocr_service.logs import configure_logging
+    from ocr_service.queue import dispatch
 
     caplog.set_level(logging.INFO)
     configure_logging("INFO", json=True)
@@ -258,7 +258,7 @@ def service_runtime(database: Database, tmp_path: Path, engine) -> Iterator[Serv
     try:
         yield ServiceRuntime(settings, database, key_id)
     finally:
-        from ocr_service.jobs import dispatch
+        from ocr_service.queue import dispatch
 
         dispatch.drain(30)
         config.set_settings(None)

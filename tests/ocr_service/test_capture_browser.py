@@ -62,7 +62,7 @@ def server(tmp_path, engine) -> Iterator[tuple[str, str, object]]:
     try:
         yield f"http://127.0.0.1:{port}", secret, app.state.db
     finally:
-        from ocr_service.jobs import dispatch
+        from ocr_service.queue import dispatch
 
         uv.should_exit = True
         thread.join(10)

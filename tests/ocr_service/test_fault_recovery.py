@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ocr_service.db import session_scope
-from ocr_service.jobs import dispatch
+from ocr_service.queue import dispatch
 from ocr_service.verification.models import Attempt, AttemptStatus
 from tests.ocr_service.fault_tools import RedisServer, TcpProxy, wait_until
 from tests.ocr_service.test_reverify import postgres_url  # noqa: F401  (fixture)

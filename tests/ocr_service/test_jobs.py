@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from ocr_service.db import session_scope, utcnow
-from ocr_service.jobs import dispatch
-from ocr_service.jobs.celery_app import BATCH_QUEUE, LIVE_QUEUE, make_celery
+from ocr_service.queue import dispatch
+from ocr_service.queue.celery_app import BATCH_QUEUE, LIVE_QUEUE, make_celery
 from ocr_service.verification.models import Attempt, AttemptStatus, StatusEvent, Verification, VerificationStatus
 from pipelines.reasons import Decision
 from tests.ocr_service.worker_process import (
@@ -242,7 +242,7 @@ def test_worker_requeue_stale_submits_stuck_attempts_to_the_broker_and_exits(tmp
 
 def test_the_module_level_celery_app_is_built_from_the_environment_on_first_use(tmp_path: Path):
     from ocr_service import config
-    from ocr_service.jobs import celery_app as module
+    from ocr_service.queue import celery_app as module
 
     config.set_settings(service_settings(tmp_path, "", broker_url="redis://127.0.0.1:6379/9"))
     try:
@@ -259,7 +259,7 @@ def test_the_module_level_celery_app_is_built_from_the_environment_on_first_use(
 @pytest.fixture
 def eager_scan_task(tmp_path: Path, monkeypatch):
     """``scan_attempt`` of an app on a dummy broker, and a list that records each process_attempt call."""
-    from ocr_service.jobs.celery_app import get_celery_app
+    from ocr_service.queue.celery_app import get_celery_app
     from ocr_service.verification import service
     from ocr_service.verification.tasks import SCAN_TASK
 

@@ -218,7 +218,7 @@ def test_sqlite_locked_past_the_busy_timeout_answers_503(tmp_path: Path, engine,
 
 
 def test_a_broker_refusal_after_the_store_answers_202_and_the_same_key_resends_the_queued_attempt(harness, monkeypatch):
-    from ocr_service.jobs import dispatch
+    from ocr_service.queue import dispatch
 
     submit = dispatch.submit
 
@@ -243,7 +243,7 @@ def test_a_broker_refusal_after_the_store_answers_202_and_the_same_key_resends_t
 
 
 def test_a_case_waiting_for_its_scan_can_be_withdrawn_and_a_new_one_started(harness, monkeypatch):
-    from ocr_service.jobs import dispatch
+    from ocr_service.queue import dispatch
 
     monkeypatch.setattr(dispatch, "submit", lambda attempt_id, settings=None: None)  # the scan is stuck
     harness.app.state.settings = harness.settings.model_copy(update={"result_wait_seconds": 0.0})
@@ -261,7 +261,7 @@ def test_a_case_waiting_for_its_scan_can_be_withdrawn_and_a_new_one_started(harn
 
 
 def test_withdrawing_a_waiting_scan_does_not_reset_the_failure_count(harness, monkeypatch):
-    from ocr_service.jobs import dispatch
+    from ocr_service.queue import dispatch
 
     created = harness.create("outage-6")
     assert harness.upload(created["id"], "0023_front_blur.jpg").json()["attempts_left"] == 4
@@ -275,7 +275,8 @@ def test_withdrawing_a_waiting_scan_does_not_reset_the_failure_count(harness, mo
 
 def test_a_batch_job_the_broker_refused_answers_503_with_retry_after(harness, monkeypatch):
     from ocr_service.auth import create_api_key
-    from ocr_service.jobs import dispatch, reverify
+    from ocr_service.jobs import reverify
+    from ocr_service.queue import dispatch
 
     def refuse(session, job_id, settings=None):
         raise dispatch.BrokerUnavailable("the task queue is unavailable (ConnectionError)")

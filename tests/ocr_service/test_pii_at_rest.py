@@ -20,7 +20,7 @@ from sqlalchemy import inspect, select, text
 from ocr_service.auth import create_api_key
 from ocr_service.crypto import Cipher, generate_key, set_cipher
 from ocr_service.db import make_engine
-from ocr_service.jobs import dispatch
+from ocr_service.queue import dispatch
 from tests.ocr_service.api_harness import (  # noqa: F401
     CLEAN,
     LABELS,

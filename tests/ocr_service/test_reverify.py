@@ -23,8 +23,9 @@ from sqlalchemy import func, select, text
 
 from ocr_service.auth import create_api_key
 from ocr_service.db import session_scope
-from ocr_service.jobs import reverify, reverify_tasks
+from ocr_service.jobs import reverify
 from ocr_service.jobs.reverify_models import ItemStatus, JobItem, JobStatus, Outcome
+from ocr_service.queue import dispatch
 from ocr_service.verification.models import StatusEvent, Verification, VerificationStatus, VerifiedIdentity
 from tests.ocr_service.conftest import _postgres_schema_url
 from tests.ocr_service.reverify_cases import OLD_PIPELINE_VERSION, seed_cases
@@ -52,7 +53,7 @@ def inprocess(database_url: str, tmp_path: Path):
     """Process-wide settings without a broker: chunks run on the in-process batch pool."""
     with installed(service_settings(tmp_path, database_url)) as settings:
         yield settings
-        reverify_tasks.drain(60)
+        dispatch.drain_chunks(60)
 
 
 def item_counts(job_id: str) -> dict[str, int]:
@@ -190,7 +191,7 @@ def test_cancel_stops_a_running_job_and_resume_finishes_only_what_is_left(inproc
     wait_for_finished_cases(job.id, 2, timeout=30)
     with session_scope() as session:
         assert reverify.cancel_job(session, job.id).status == JobStatus.CANCELLED
-    reverify_tasks.drain(30)
+    dispatch.drain_chunks(30)
     stopped = progress(job.id)
     assert stopped.status == JobStatus.CANCELLED
     assert stopped.finished_cases < 16 - 4  # at most the case in flight finished after the cancel
@@ -200,7 +201,7 @@ def test_cancel_stops_a_running_job_and_resume_finishes_only_what_is_left(inproc
 
     with session_scope() as session:
         reverify.resume_job(session, job.id)
-    reverify_tasks.drain(60)
+    dispatch.drain_chunks(60)
     assert_counted_exactly_once(progress(job.id), 16)
 
 
@@ -226,7 +227,7 @@ def test_a_dry_run_reports_what_would_change_and_changes_nothing(inprocess):
     with session_scope() as session:
         job = reverify.create_job(session, reverify.Selection(), created_by="test", dry_run=True)
         reverify.start_job(session, job.id)
-    reverify_tasks.drain(60)
+    dispatch.drain_chunks(60)
     finished = progress(job.id)
     assert_counted_exactly_once(finished, 4)
     assert (finished.now_failing, finished.unchanged) == (2, 2)
@@ -261,7 +262,7 @@ def test_a_verified_case_that_no_longer_passes_flags_the_identity_and_opens_a_re
     with session_scope() as session:
         job = reverify.create_job(session, reverify.Selection(), created_by="test")
         reverify.start_job(session, job.id)
-    reverify_tasks.drain(60)
+    dispatch.drain_chunks(60)
     finished = progress(job.id)
     assert_counted_exactly_once(finished, 3)
     assert (finished.now_failing, finished.unchanged) == (1, 2)
@@ -286,7 +287,7 @@ def test_without_the_review_module_a_failing_case_is_marked_for_review_on_its_hi
     with session_scope() as session:
         job = reverify.create_job(session, reverify.Selection(), created_by="test")
         reverify.start_job(session, job.id)
-    reverify_tasks.drain(60)
+    dispatch.drain_chunks(60)
     assert progress(job.id).now_failing == 1
     with session_scope() as session:
         verification = session.get(Verification, seeded.verification_ids[0])

@@ -58,7 +58,7 @@ def server(tmp_path, engine) -> Iterator[tuple[str, dict[str, str]]]:
     try:
         yield f"http://127.0.0.1:{port}", {"client": client_secret}
     finally:
-        from ocr_service.jobs import dispatch
+        from ocr_service.queue import dispatch
 
         uv.should_exit = True
         thread.join(10)

@@ -82,7 +82,7 @@ def console(tmp_path, engine) -> Iterator[Console]:
         with TestClient(app, raise_server_exceptions=False) as client:
             yield Console(app, client, {"client": client_secret, "reviewer": reviewer_secret, "admin": admin_secret})
     finally:
-        from ocr_service.jobs import dispatch
+        from ocr_service.queue import dispatch
 
         dispatch.drain(60)  # passport zones are read in the background
         reset_process_singletons()

@@ -125,7 +125,7 @@ def test_the_cli_and_the_embedded_app_keep_the_data_dir_0700_and_every_file_in_i
         assert {name: mode for name, mode in modes.items() if mode not in (0o600, 0o700)} == {}
         assert any(name.startswith("blobs/") and mode == 0o600 for name, mode in modes.items())
     finally:
-        from ocr_service.jobs import dispatch
+        from ocr_service.queue import dispatch
 
         dispatch.drain(60)
         os.umask(previous_umask)

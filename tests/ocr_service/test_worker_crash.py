@@ -141,7 +141,7 @@ def test_a_scan_longer_than_the_visibility_timeout_is_not_redelivered_while_its_
     database_url: str, tmp_path: Path
 ):
     """The worker's heartbeat (``celery_app.UnackedHeartbeat``) keeps refreshing the message it holds."""
-    from ocr_service.jobs import dispatch
+    from ocr_service.queue import dispatch
     from tests.ocr_service.worker_process import upload_sample
 
     visibility_s = 2

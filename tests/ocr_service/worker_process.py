@@ -95,7 +95,7 @@ def installed(settings: Settings) -> Iterator[Settings]:
     whichever test module runs first.
     """
     from ocr_service import config, crypto, db, storage, subscribers
-    from ocr_service.jobs import dispatch
+    from ocr_service.queue import dispatch
 
     subscribers.connect()
 

@@ -13,7 +13,7 @@ minutes alike stay with their worker while it lives, and come back within about 
 death. Redis should run with AOF (``--appendonly yes --appendfsync everysec``): a restart then
 keeps the queues; without it ``dispatch.RequeueSweeper`` re-publishes the lost scans.
 
-``celery -A ocr_service.jobs.celery_app:celery_app worker`` works too; ``ocr-service worker``
+``celery -A ocr_service.queue.celery_app:celery_app worker`` works too; ``ocr-service worker``
 is the supported way to start one.
 """
 
@@ -35,6 +35,11 @@ log = structlog.get_logger(__name__)
 LIVE_QUEUE = "live"  # applicant uploads: someone is waiting for the answer
 BATCH_QUEUE = "batch"  # re-verification and other bulk work; never delays a live scan
 TASK_MODULES = ["ocr_service.verification.tasks", "ocr_service.jobs.reverify_tasks"]
+# Registered task names. They are the names of the modules the tasks were first defined in and
+# stay so, whatever moves: a message queued by an older deploy still finds its task. Producers
+# send by name (``send_task``), so this package never imports the task modules.
+SCAN_TASK = "ocr_service.verification.tasks.scan_attempt"
+CHUNK_TASK = "ocr_service.jobs.reverify_tasks.run_reverify_chunk"
 
 _apps: dict[tuple[str, int, str], Celery] = {}
 _apps_lock = Lock()

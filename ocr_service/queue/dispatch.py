@@ -1,5 +1,11 @@
 """``submit(attempt_id)``: run a scan off the request path, on Celery or on an in-process pool.
 
+``submit_chunk(job_id, chunk_no)`` does the same for a re-verification chunk: the ``batch`` queue,
+or without a broker a one-thread pool of its own, so a batch never takes the threads an
+applicant's upload waits for. Both send their task by name and run, in-process, the function
+the owning module registered (``register_inprocess``); the outbox query is registered too
+(``register_outbox``), so this module imports nothing from ``verification`` or ``jobs``.
+
 With ``OCR_BROKER_URL`` set the attempt goes to the ``live`` queue of the Celery workers
 (``verification.tasks.scan_attempt``); without it a process-wide thread pool of
 ``settings.inprocess_workers`` threads runs the same ``service.process_attempt``. Both paths run
@@ -23,6 +29,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from datetime import UTC, datetime, timedelta
@@ -31,7 +38,6 @@ import redis.exceptions
 import sqlalchemy.exc
 import structlog
 from kombu.exceptions import OperationalError as KombuOperationalError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ocr_service.config import Settings, get_settings
@@ -47,9 +53,31 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
-UNFINISHED_STATUSES = ("queued", "running")
 RETRY_FIRST_S = 0.5  # back-off: 0.5, 1, 2, 4, 8, 10, 10 ... s, each times a random 0.5-1 (jitter)
 RETRY_MAX_S = 10.0  # so work resumes within 10 s of the database or the broker coming back
+
+# task name -> the function its Celery task wraps, run by the in-process pools (no broker)
+_inprocess_runners: dict[str, Callable[..., object]] = {}
+# (session, cutoff) -> ids of the attempts still queued/running created at or before the cutoff
+_outbox_query: Callable[[Session, datetime], Sequence[str]] | None = None
+
+
+def register_inprocess(task_name: str, fn: Callable[..., object]) -> None:
+    """Run ``fn`` for ``task_name`` when there is no broker (called by the module that owns ``fn``)."""
+    _inprocess_runners[task_name] = fn
+
+
+def register_outbox(query: Callable[[Session, datetime], Sequence[str]]) -> None:
+    """The query ``requeue_stale`` reads the outbox (unfinished attempts) with."""
+    global _outbox_query
+    _outbox_query = query
+
+
+def _runner(task_name: str) -> Callable[..., object]:
+    try:
+        return _inprocess_runners[task_name]
+    except KeyError:
+        raise RuntimeError(f"nothing registered to run {task_name} in-process") from None
 
 
 def backoff_s(retry: int) -> float:
@@ -108,15 +136,13 @@ _publish_failed = threading.Event()
 
 
 def _submit_to_broker(attempt_id: str, settings: Settings) -> None:
-    from ocr_service.jobs.celery_app import LIVE_QUEUE, get_celery_app
-    from ocr_service.verification.tasks import SCAN_TASK
+    from ocr_service.queue.celery_app import LIVE_QUEUE, SCAN_TASK, get_celery_app
 
-    scan_attempt = get_celery_app(settings).tasks[SCAN_TASK]
     try:
         # The result is the attempt row, not a Celery result: ignore_result also keeps the
         # producer from subscribing to the result backend, whose reconnect loop would hold a
         # request for 20 s (and then disable the app) when Redis is down.
-        scan_attempt.apply_async(args=[attempt_id], queue=LIVE_QUEUE, ignore_result=True)
+        get_celery_app(settings).send_task(SCAN_TASK, args=[attempt_id], queue=LIVE_QUEUE, ignore_result=True)
     except (KombuOperationalError, redis.exceptions.RedisError, OSError) as exc:
         log.warning("broker_unavailable", attempt_id=attempt_id, error=type(exc).__name__)
         _publish_failed.set()  # this process's sweeper re-publishes as soon as the broker answers
@@ -145,10 +171,10 @@ def _inprocess_pool(settings: Settings) -> ThreadPoolExecutor:
 
 def _run_inprocess(attempt_id: str) -> None:
     """``process_attempt`` with the Celery task's retry policy for transient errors."""
-    from ocr_service.verification import service
+    from ocr_service.queue.celery_app import SCAN_TASK
 
     try:
-        retry_transient(service.process_attempt, attempt_id, what="scan", attempt_id=attempt_id)
+        retry_transient(_runner(SCAN_TASK), attempt_id, what="scan", attempt_id=attempt_id)
     except TRANSIENT_ERRORS:
         return  # stays queued/running; the sweeper tries again
     except Exception as exc:
@@ -174,6 +200,70 @@ def drain(timeout: float | None = None) -> bool:
     return not not_done
 
 
+# --------------------------------------------------------------------------- batch chunks
+
+
+def submit_chunk(job_id: str, chunk_no: int, settings: Settings | None = None) -> None:
+    """Queue one re-verification chunk: the ``batch`` queue with a broker, else the in-process batch pool."""
+    settings = settings or get_settings()
+    if settings.broker_url:
+        from ocr_service.queue.celery_app import BATCH_QUEUE, CHUNK_TASK, get_celery_app
+
+        try:
+            app = get_celery_app(settings)
+            app.send_task(CHUNK_TASK, args=[job_id, chunk_no], queue=BATCH_QUEUE, ignore_result=True)
+        except (KombuOperationalError, redis.exceptions.RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"the task queue is unavailable ({type(exc).__name__})") from exc
+        return
+    future = _batch_pool().submit(_run_chunk_inprocess, job_id, chunk_no)
+    with _batch_lock:
+        _batch_pending.add(future)
+    future.add_done_callback(_forget_chunk)
+
+
+_batch: ThreadPoolExecutor | None = None
+_batch_lock = threading.Lock()
+_batch_pending: set[Future] = set()
+
+
+def _batch_pool() -> ThreadPoolExecutor:
+    global _batch
+    with _batch_lock:
+        if _batch is None:
+            _batch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reverify")
+        return _batch
+
+
+def _forget_chunk(future: Future) -> None:
+    with _batch_lock:
+        _batch_pending.discard(future)
+
+
+def _run_chunk_inprocess(job_id: str, chunk_no: int) -> None:
+    from ocr_service.queue.celery_app import CHUNK_TASK
+
+    try:
+        retry_transient(_runner(CHUNK_TASK), job_id, chunk_no, what="reverify_chunk", job_id=job_id, chunk_no=chunk_no)
+    except Exception as exc:  # the chunk stays pending; `ocr-service jobs resume` runs it again
+        log.error("reverify_chunk_crashed", job_id=job_id, chunk_no=chunk_no, error=type(exc).__name__)
+
+
+def drain_chunks(timeout: float | None = None) -> bool:
+    """Wait for every in-process chunk submitted so far (tests, the CLI without a broker)."""
+    with _batch_lock:
+        pending = list(_batch_pending)
+    _done, not_done = wait_for_futures(pending, timeout)
+    return not not_done
+
+
+def shutdown_chunks(wait: bool = True) -> None:
+    global _batch
+    with _batch_lock:
+        pool, _batch = _batch, None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
 # --------------------------------------------------------------------------- recovery
 
 
@@ -184,14 +274,10 @@ def requeue_stale(session: Session, older_than_s: float, settings: Settings | No
     done (or waits on its row lock) and returns. Stops at the first ``BrokerUnavailable`` (the
     next sweep will try again) and returns the ids it submitted.
     """
-    from ocr_service.verification.models import Attempt, AttemptStatus
-
+    if _outbox_query is None:
+        raise RuntimeError("no outbox registered (import ocr_service.verification.service first)")
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-    ids = session.scalars(
-        select(Attempt.id)
-        .where(Attempt.status.in_([AttemptStatus(s) for s in UNFINISHED_STATUSES]), Attempt.created_at <= cutoff)
-        .order_by(Attempt.created_at)
-    ).all()
+    ids = list(_outbox_query(session, cutoff))
     submitted: list[str] = []
     for attempt_id in ids:
         try:
