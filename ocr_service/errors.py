@@ -25,7 +25,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from pipelines.reasons import MESSAGES, ImageErrorCode
 
@@ -90,7 +92,7 @@ _HTTP_CODES: dict[int, tuple[str, str | None]] = {
     401: ("unauthorized", "未授权，请提供有效的API密钥"),
     403: ("forbidden", "无权访问"),
     404: ("not_found", "资源不存在"),
-    405: ("method_not_allowed", None),
+    405: ("method_not_allowed", "不支持该请求方法"),
     409: ("conflict", None),
     413: (ImageErrorCode.FILE_TOO_LARGE.value, MESSAGES[ImageErrorCode.FILE_TOO_LARGE][0]),
     429: ("rate_limited", "请求过于频繁，请稍后再试"),
@@ -129,7 +131,22 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
     assert isinstance(exc, StarletteHTTPException)
     code, zh = _HTTP_CODES.get(exc.status_code, (_phrase_code(exc.status_code), None))
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return JSONResponse(error_body(code, message, zh), status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return JSONResponse(error_body(code, message, zh), status_code=exc.status_code, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's own ``Allow`` names only the first
+    route whose path matched, and a path shared by two routers (GET in one, POST in another) then
+    looks like it serves one method."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        route_methods = getattr(route, "methods", None)
+        if route_methods and compile_path(route.path)[0].fullmatch(request.url.path):
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 # Seconds a client is told to wait after a 503 for an outage: the database or broker retries of

@@ -632,3 +632,12 @@ def test_the_serve_command_takes_host_port_and_workers():
     assert result.exit_code == 0
     for option in ("--host", "--port", "--workers"):
         assert option in result.output
+
+
+def test_a_wrong_method_names_every_method_the_path_serves_in_chinese_too(harness):
+    # GET and POST /v1/declarations live in different routers; Allow must still name both
+    response = harness.request("OPTIONS", "/v1/declarations")
+    assert response.status_code == 405
+    assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.json()["error"]["message_zh"] == "不支持该请求方法"
