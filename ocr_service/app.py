@@ -40,6 +40,7 @@ from ocr_service.declaration.routes import router as declaration_router
 from ocr_service.errors import error_body, image_error, install_error_handlers, internal_error
 from ocr_service.jobs.routes import router as jobs_router
 from ocr_service.logs import configure_logging
+from ocr_service.page_security import page_headers
 from ocr_service.ratelimit import build_rate_limiter
 from ocr_service.review.console import router as review_console_router
 from ocr_service.review.routes import router as review_router
@@ -149,22 +150,14 @@ class ConsoleSecurityHeadersMiddleware:
             return
         nonce = secrets.token_urlsafe(18)
         scope.setdefault("state", {})["csp_nonce"] = nonce
-        policy = (
-            "default-src 'none'; "
-            f"script-src 'nonce-{nonce}'; "
-            "style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' blob: data:; "
-            "connect-src 'self'; "
-            "form-action 'self'; "
-            "frame-ancestors 'none'; "
-            "base-uri 'none'"
+        headers = page_headers(
+            f"script-src 'nonce-{nonce}'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' blob: data:",
+            "connect-src 'self'",
+            "form-action 'self'",
         )
-        extra = [
-            (b"content-security-policy", policy.encode()),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"x-content-type-options", b"nosniff"),
-        ]
+        extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -25,6 +25,7 @@ from ocr_service.capture.models import CaptureAction
 from ocr_service.capture.schemas import CaptureSessionOut, CaptureStatusOut
 from ocr_service.db import SessionDep
 from ocr_service.errors import ApiError
+from ocr_service.page_security import page_headers
 from ocr_service.ratelimit import enforce
 from ocr_service.verification import service as verification_service
 from ocr_service.verification.models import ImageSide
@@ -93,22 +94,15 @@ def revoke_capture_session(
 
 
 def _security_headers(nonce: str) -> dict[str, str]:
-    policy = (
-        "default-src 'none'; "
-        f"script-src 'nonce-{nonce}'; "
-        f"style-src 'nonce-{nonce}'; "
-        "img-src 'self' blob: data:; "
-        "media-src 'self' blob: mediastream:; "
-        "connect-src 'self'; "
-        "form-action 'none'; "
-        "frame-ancestors 'none'; "
-        "base-uri 'none'"
-    )
     return {
-        "Content-Security-Policy": policy,
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
+        **page_headers(
+            f"script-src 'nonce-{nonce}'",
+            f"style-src 'nonce-{nonce}'",
+            "img-src 'self' blob: data:",
+            "media-src 'self' blob: mediastream:",
+            "connect-src 'self'",
+            "form-action 'none'",
+        ),
         "Permissions-Policy": "camera=(self), microphone=()",
         "Cache-Control": "no-store, private",
         "X-Robots-Tag": "noindex",

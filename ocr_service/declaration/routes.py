@@ -50,6 +50,7 @@ from ocr_service.declaration.schemas import (
     WorkUnitSearchOut,
 )
 from ocr_service.errors import ApiError, not_found
+from ocr_service.page_security import page_headers
 from ocr_service.ratelimit import enforce
 from ocr_service.storage import BlobStore, get_blob_store
 from ocr_service.verification.models import ApiKey
@@ -537,12 +538,7 @@ _check_templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "
 # what service.submit issues: secrets.token_hex(8).upper(), 64 random bits
 _CHECK_CODE = re.compile(r"[0-9A-Fa-f]{16}")
 _CHECK_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
+    **page_headers("style-src 'unsafe-inline'", "form-action 'none'"),
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex, nofollow",
 }
